@@ -1,0 +1,262 @@
+// Package reconcile ties the pipeline together: load the desired state, decrypt, observe
+// every worker in one round trip each, render, and plan. plan, apply, drift and the
+// daemon all start from a Session. The pieces live in sub-packages with one job each:
+// live (observed state), render, plan (pure), apply, worker (agent connection),
+// transport, agent (worker side) and runtime (docker argv).
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/firemountain/hermes-gitops/reconcile/agent"
+	"github.com/firemountain/hermes-gitops/reconcile/live"
+	"github.com/firemountain/hermes-gitops/reconcile/plan"
+	"github.com/firemountain/hermes-gitops/reconcile/render"
+	"github.com/firemountain/hermes-gitops/reconcile/worker"
+	"github.com/firemountain/hermes-gitops/schema"
+)
+
+// Filter narrows a reconcile to some workers or tenants (empty: everything).
+type Filter struct {
+	Workers []string
+	Tenants []string
+}
+
+func (f Filter) tenant(id, workerName string) bool {
+	return (len(f.Tenants) == 0 || slices.Contains(f.Tenants, id)) &&
+		(len(f.Workers) == 0 || slices.Contains(f.Workers, workerName))
+}
+
+// Config is what a session needs.
+type Config struct {
+	Identities *schema.Identities
+	Worker     worker.Options
+	Filter     Filter
+	Prune      bool
+	// Conns reuses connections across sessions (the daemon); nil dials fresh ones.
+	Conns *Pool
+}
+
+// Session is one reconcile pass: the desired state, the observation and the plan.
+type Session struct {
+	Repo     *schema.Repo
+	Desired  plan.Desired
+	Observed map[string]*live.Worker
+	// ObserveErrors holds the workers that could not be observed.
+	ObserveErrors map[string]error
+	Plan          *plan.Plan
+	Conns         map[string]*worker.Conn
+	pool          *Pool
+	ownPool       bool
+}
+
+// ErrUnusable wraps a desired state that must not be applied at all.
+var ErrUnusable = errors.New("desired state unusable")
+
+// NewSession observes and plans for a loaded repository. A repository that is not
+// usable (broken app or worker files) is refused: nothing is observed or planned.
+func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, error) {
+	if err := repo.Usable(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnusable, err)
+	}
+	repo.Decrypt(cfg.Identities)
+	s := &Session{Repo: repo, Observed: map[string]*live.Worker{}, ObserveErrors: map[string]error{}, Conns: map[string]*worker.Conn{}, pool: cfg.Conns}
+	if s.pool == nil {
+		s.pool, s.ownPool = NewPool(cfg.Worker), true
+	}
+
+	// Workers in scope: those the selected tenants live on.
+	var workers []string
+	for _, t := range repo.Tenants {
+		w := t.Spec.Worker
+		if repo.Workers[w] == nil || !cfg.Filter.tenant(t.Metadata.Name, w) || slices.Contains(workers, w) {
+			continue
+		}
+		workers = append(workers, w)
+	}
+	sort.Strings(workers)
+	s.Desired.Workers = workers
+	s.Desired.Empty = len(repo.Tenants) == 0
+
+	// Observe every worker in parallel, one round trip each.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := s.pool.Get(repo.Workers[name])
+			var obs *live.Worker
+			if err == nil {
+				obs, err = conn.Observe(ctx, AppRoots(repo, repo.Workers[name]), render.Scaffold)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				s.ObserveErrors[name] = err
+				return
+			}
+			s.Conns[name] = conn
+			s.Observed[name] = obs
+		}()
+	}
+	wg.Wait()
+
+	// Render the tenants in scope; broken ones are held.
+	for _, t := range repo.Tenants {
+		if !cfg.Filter.tenant(t.Metadata.Name, t.Spec.Worker) {
+			continue
+		}
+		if repo.Held(t) {
+			s.Desired.Held = append(s.Desired.Held, plan.Held{ID: t.Metadata.Name, App: t.Metadata.App, Worker: t.Spec.Worker,
+				Source: t.Source.File, Reasons: heldReasons(repo, t)})
+			continue
+		}
+		obs := s.Observed[t.Spec.Worker]
+		var fp render.Fingerprinter
+		if obs != nil {
+			key := obs.FingerprintKey
+			fp = func(v string) string { return agent.Fingerprint(key, v) }
+		}
+		rt, err := render.Render(render.Input{Tenant: t, App: repo.Apps[t.Metadata.App], Worker: repo.Workers[t.Spec.Worker], Catalogue: repo.Catalogue, Fingerprint: fp})
+		if err != nil {
+			s.Desired.Held = append(s.Desired.Held, plan.Held{ID: t.Metadata.Name, App: t.Metadata.App, Worker: t.Spec.Worker,
+				Source: t.Source.File, Reasons: []string{"render: " + err.Error()}})
+			continue
+		}
+		s.Desired.Tenants = append(s.Desired.Tenants, rt)
+	}
+	s.Plan = plan.Compute(s.Desired, s.Observed, plan.Options{Prune: cfg.Prune})
+	for name, err := range s.ObserveErrors {
+		s.Plan.Unreachable[name] = err.Error()
+	}
+	return s, nil
+}
+
+// heldReasons lists why a tenant is held: its own errors, or its app's or worker's.
+func heldReasons(repo *schema.Repo, t *schema.Tenant) []string {
+	var out []string
+	for _, p := range repo.TenantProblems(t).Errors() {
+		out = append(out, p.String())
+	}
+	if len(out) == 0 {
+		out = append(out, "its app or worker file has errors")
+	}
+	return out
+}
+
+// AppRoots lists where each app keeps its tenants on a worker.
+func AppRoots(repo *schema.Repo, w *schema.Worker) []agent.AppRoot {
+	var out []agent.AppRoot
+	for _, name := range sortedKeys(repo.Apps) {
+		a := repo.Apps[name]
+		out = append(out, agent.AppRoot{App: name, Root: schema.AppRoot(a, w), ContainerPrefix: a.Spec.ContainerPrefix})
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// RoundTrips is the total of round trips made to the session's workers so far.
+func (s *Session) RoundTrips() int64 {
+	var n int64
+	for _, c := range s.Conns {
+		n += c.RoundTrips()
+	}
+	return n
+}
+
+// Close closes connections the session opened itself.
+func (s *Session) Close() {
+	if s.ownPool {
+		s.pool.Close()
+	}
+}
+
+// Pool keeps one connection per worker, reused across sessions.
+type Pool struct {
+	opts  worker.Options
+	mu    sync.Mutex
+	conns map[string]*worker.Conn
+	specs map[string]schema.WorkerSpec
+}
+
+// NewPool returns an empty pool.
+func NewPool(opts worker.Options) *Pool {
+	return &Pool{opts: opts, conns: map[string]*worker.Conn{}, specs: map[string]schema.WorkerSpec{}}
+}
+
+// Get returns the connection to a worker, dialling it if new or if its spec changed.
+func (p *Pool) Get(w *schema.Worker) (*worker.Conn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := w.Metadata.Name
+	if c, ok := p.conns[name]; ok && p.specs[name] == w.Spec {
+		return c, nil
+	} else if ok {
+		c.Close()
+	}
+	c, err := worker.Dial(w, p.opts)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[name], p.specs[name] = c, w.Spec
+	return c, nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[string]*worker.Conn{}
+}
+
+// DeletionLimit returns an error when a plan would delete or prune more than
+// max(1, 10%) of a worker's tenants, the most one pass may remove without --force.
+func DeletionLimit(p *plan.Plan, observed map[string]*live.Worker) error {
+	deletes := map[string]int{}
+	for _, c := range p.Changes {
+		if c.Action == plan.Delete || c.Action == plan.Prune {
+			deletes[c.Worker]++
+		}
+	}
+	var errs []error
+	for _, w := range sortedKeys(deletes) {
+		n := deletes[w]
+		total := tenantsOn(observed[w])
+		limit := max(1, total/10)
+		if n > limit {
+			errs = append(errs, fmt.Errorf("worker %s: the plan removes %d of its %d tenants; one pass may remove at most %d without --force", w, n, total, limit))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func tenantsOn(w *live.Worker) int {
+	if w == nil {
+		return 0
+	}
+	ids := map[string]bool{}
+	for _, c := range w.Containers {
+		ids[c.Tenant()] = true
+	}
+	for _, h := range w.Homes {
+		ids[h.ID] = true
+	}
+	return len(ids)
+}
