@@ -285,7 +285,13 @@ func (c *Change) diffFiles(t *render.Tenant) []string {
 		}
 	}
 	if h == nil {
-		reasons = append(reasons, "hermes-home "+t.Home+" does not exist")
+		secrets := 0
+		for _, e := range t.Env {
+			if e.Secret {
+				secrets++
+			}
+		}
+		reasons = append(reasons, fmt.Sprintf("hermes-home %s does not exist: write %d files and .env (%d keys, %d secret)", t.Home, len(t.Files), len(t.Env), secrets))
 	} else {
 		reasons = append(reasons, describeFiles(changed, "changed")...)
 		reasons = append(reasons, describeFiles(added, "missing")...)
@@ -302,7 +308,10 @@ func (c *Change) diffFiles(t *render.Tenant) []string {
 	if h == nil || len(h.MissingDirs) > 0 {
 		c.SeedFiles = t.Seed
 	}
-	reasons = append(reasons, c.diffEnv(t)...)
+	envReasons := c.diffEnv(t)
+	if h != nil {
+		reasons = append(reasons, envReasons...)
+	}
 	return reasons
 }
 
