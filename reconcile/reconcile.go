@@ -82,6 +82,17 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 	sort.Strings(workers)
 	s.Desired.Workers = workers
 	s.Desired.Empty = len(repo.Tenants) == 0
+	s.Desired.Only = cfg.Filter.Tenants
+	s.Desired.Known = map[string]bool{}
+	for _, t := range repo.Tenants {
+		s.Desired.Known[t.Metadata.Name] = true
+	}
+	s.Desired.Scopes = map[string][]plan.Scope{}
+	for _, name := range workers {
+		for _, r := range AppRoots(repo, repo.Workers[name]) {
+			s.Desired.Scopes[name] = append(s.Desired.Scopes[name], plan.Scope{App: r.App, Root: r.Root, Prefix: r.ContainerPrefix})
+		}
+	}
 
 	// Observe every worker in parallel, one round trip each.
 	var mu sync.Mutex
@@ -227,36 +238,25 @@ func (p *Pool) Close() {
 }
 
 // DeletionLimit returns an error when a plan would delete or prune more than
-// max(1, 10%) of a worker's tenants, the most one pass may remove without --force.
-func DeletionLimit(p *plan.Plan, observed map[string]*live.Worker) error {
-	deletes := map[string]int{}
+// max(1, 10%) of a worker's tenants (those this desired state knows there: desired, held
+// and orphaned), the most one pass may remove without --force.
+func DeletionLimit(p *plan.Plan) error {
+	deletes, tenants := map[string]int{}, map[string]map[string]bool{}
 	for _, c := range p.Changes {
+		if tenants[c.Worker] == nil {
+			tenants[c.Worker] = map[string]bool{}
+		}
+		tenants[c.Worker][c.Tenant] = true
 		if c.Action == plan.Delete || c.Action == plan.Prune {
 			deletes[c.Worker]++
 		}
 	}
 	var errs []error
 	for _, w := range sortedKeys(deletes) {
-		n := deletes[w]
-		total := tenantsOn(observed[w])
-		limit := max(1, total/10)
-		if n > limit {
+		n, total := deletes[w], len(tenants[w])
+		if limit := max(1, total/10); n > limit {
 			errs = append(errs, fmt.Errorf("worker %s: the plan removes %d of its %d tenants; one pass may remove at most %d without --force", w, n, total, limit))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func tenantsOn(w *live.Worker) int {
-	if w == nil {
-		return 0
-	}
-	ids := map[string]bool{}
-	for _, c := range w.Containers {
-		ids[c.Tenant()] = true
-	}
-	for _, h := range w.Homes {
-		ids[h.ID] = true
-	}
-	return len(ids)
 }

@@ -161,7 +161,7 @@ Examples:
 			}
 			defer s.Close()
 			printPlan(env, s.Plan, ff.output)
-			if err := reconcile.DeletionLimit(s.Plan, s.Observed); err != nil && ff.output == "text" {
+			if err := reconcile.DeletionLimit(s.Plan); err != nil && ff.output == "text" {
 				fmt.Fprintf(env.Stderr, "\nwarning: apply would refuse this plan without --force:\n%v\n", err)
 			}
 			if len(s.Plan.Unreachable) > 0 {
@@ -234,7 +234,7 @@ Examples:
 				}
 				return ExitOK
 			}
-			if err := reconcile.DeletionLimit(s.Plan, s.Observed); err != nil && !force {
+			if err := reconcile.DeletionLimit(s.Plan); err != nil && !force {
 				return errorf(env, "apply refused:\n%v", err)
 			}
 			if !yes {

@@ -69,12 +69,44 @@ type Held struct {
 type Desired struct {
 	Tenants []*render.Tenant
 	Held    []Held
-	// Workers lists every worker in scope and its apps' roots and prefixes, so that orphans
-	// are found only where this desired state is authoritative.
+	// Workers lists every worker in scope.
 	Workers []string
+	// Scopes are, per worker, where each app keeps its tenants: a managed container or
+	// home is this desired state's orphan only inside them, so that several fleets (or a
+	// demo) can share a Docker host without pruning each other.
+	Scopes map[string][]Scope
 	// Empty is true when the desired state has no tenants at all; then nothing is ever
 	// deleted or pruned, whatever the flags.
 	Empty bool
+	// Known are the ids of every tenant of the desired state, including those filtered
+	// out of this plan: they are never orphans.
+	Known map[string]bool
+	// Only, when set, limits orphans to these tenant ids (a --tenant filter).
+	Only []string
+}
+
+// Scope is where one app's tenants live on a worker.
+type Scope struct {
+	App, Root, Prefix string
+}
+
+// owns reports whether a managed container belongs to one of the scopes: its app, name
+// prefix and (when it has one) hermes-home mount under the app's root.
+func owns(scopes []Scope, c *live.Container) bool {
+	for _, s := range scopes {
+		if s.App != c.App() || !strings.HasPrefix(c.Name, s.Prefix) {
+			continue
+		}
+		if len(c.Mounts) == 0 {
+			return true
+		}
+		for _, m := range c.Mounts {
+			if strings.HasPrefix(m.Source, strings.TrimSuffix(s.Root, "/")+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Options change decisions.
@@ -145,6 +177,9 @@ type EnvChange struct {
 func Compute(d Desired, observed map[string]*live.Worker, opts Options) *Plan {
 	p := &Plan{Unreachable: map[string]string{}}
 	desiredIDs := map[string]bool{}
+	for id := range d.Known {
+		desiredIDs[id] = true
+	}
 	heldIDs := map[string]bool{}
 	for _, h := range d.Held {
 		heldIDs[h.ID] = true
@@ -165,7 +200,8 @@ func Compute(d Desired, observed map[string]*live.Worker, opts Options) *Plan {
 		if w == nil {
 			continue
 		}
-		p.Changes = append(p.Changes, orphans(name, w, desiredIDs, heldIDs, opts.Prune && !d.Empty)...)
+		only := func(id string) bool { return len(d.Only) == 0 || slices.Contains(d.Only, id) }
+		p.Changes = append(p.Changes, orphans(name, w, d.Scopes[name], desiredIDs, heldIDs, only, opts.Prune && !d.Empty)...)
 	}
 	sort.SliceStable(p.Changes, func(i, j int) bool {
 		a, b := p.Changes[i], p.Changes[j]
@@ -244,6 +280,13 @@ func tenantChange(t *render.Tenant, w *live.Worker) Change {
 	return c
 }
 
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 func actionIf(cond bool, a Action) Action {
 	if cond {
 		return a
@@ -291,7 +334,7 @@ func (c *Change) diffFiles(t *render.Tenant) []string {
 				secrets++
 			}
 		}
-		reasons = append(reasons, fmt.Sprintf("hermes-home %s does not exist: write %d files and .env (%d keys, %d secret)", t.Home, len(t.Files), len(t.Env), secrets))
+		reasons = append(reasons, fmt.Sprintf("hermes-home %s does not exist: write %s and .env (%s, %d secret)", t.Home, count(len(t.Files), "file"), count(len(t.Env), "key"), secrets))
 	} else {
 		reasons = append(reasons, describeFiles(changed, "changed")...)
 		reasons = append(reasons, describeFiles(added, "missing")...)
@@ -411,13 +454,13 @@ func authIncomplete(t *render.Tenant, h *live.Home) (bool, string) {
 
 // orphans reports managed containers and homes on a worker that the desired state does
 // not have (held tenants excepted: they are never orphans).
-func orphans(worker string, w *live.Worker, desired, held map[string]bool, prune bool) []Change {
+func orphans(worker string, w *live.Worker, scopes []Scope, desired, held map[string]bool, only func(string) bool, prune bool) []Change {
 	var out []Change
 	seen := map[string]bool{}
 	for i := range w.Containers {
 		ct := &w.Containers[i]
 		id := ct.Tenant()
-		if id == "" || desired[id] || held[id] || seen[id] {
+		if id == "" || desired[id] || held[id] || seen[id] || !owns(scopes, ct) || !only(id) {
 			continue
 		}
 		seen[id] = true
@@ -427,7 +470,7 @@ func orphans(worker string, w *live.Worker, desired, held map[string]bool, prune
 	}
 	for i := range w.Homes {
 		h := &w.Homes[i]
-		if desired[h.ID] || held[h.ID] || seen[h.ID] || h.Lock == nil {
+		if desired[h.ID] || held[h.ID] || seen[h.ID] || h.Lock == nil || !only(h.ID) {
 			continue // only homes hermes-gitops wrote (they have a lock) are its orphans
 		}
 		seen[h.ID] = true

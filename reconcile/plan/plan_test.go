@@ -19,6 +19,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// exampleScopes are where tenants.example's apps live on the local worker.
+var exampleScopes = map[string][]plan.Scope{"local": {
+	{App: "astral", Root: "/var/tmp/hermes-gitops-demo/astral/tenants", Prefix: "astral-tenant-"},
+	{App: "spawn", Root: "/var/tmp/hermes-gitops-demo/spawn/tenants", Prefix: "spawn-tenant-"},
+}}
+
 var fpKey = []byte("0123456789abcdef0123456789abcdef")
 
 func fp(v string) string { return agent.Fingerprint(fpKey, v) }
@@ -181,7 +187,7 @@ func TestPlanGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tenants, _ := example(t)
 			w := converged(tenants)
-			d := plan.Desired{Tenants: tenants, Workers: []string{"local"}}
+			d := plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: exampleScopes}
 			tc.mutate(&d, w)
 			p := plan.Compute(d, map[string]*live.Worker{"local": w}, tc.opts)
 			for id, want := range tc.want {

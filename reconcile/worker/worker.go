@@ -119,7 +119,7 @@ func (c *Conn) Call(ctx context.Context, req *agent.Request) (*agent.Response, e
 	} else {
 		var err error
 		if resp, err = c.remoteCall(ctx, req); err != nil {
-			return nil, fmt.Errorf("worker %s: %w", c.Name, err)
+			return nil, err
 		}
 	}
 	if resp.Error != "" {
@@ -133,7 +133,7 @@ func (c *Conn) remoteCall(ctx context.Context, req *agent.Request) (*agent.Respo
 	if bin == nil {
 		var err error
 		if bin, err = FindAgentBinary(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("worker %s: %w", c.Name, err)
 		}
 		c.agentBin = bin
 	}
@@ -149,16 +149,16 @@ func (c *Conn) remoteCall(ctx context.Context, req *agent.Request) (*agent.Respo
 		var exit *transport.ExitError
 		if errors.As(err, &exit) && (exit.Code == 127 || exit.Code == 126) && attempt == 0 {
 			if err := c.install(ctx, bin, remote); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("worker %s: %w", c.Name, err)
 			}
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("run agent: %w", err)
+			return nil, err // the transport's errors name the worker already
 		}
 		var resp agent.Response
 		if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
-			return nil, fmt.Errorf("agent answered something that is not a response (%v): %.200s", err, stderr.String())
+			return nil, fmt.Errorf("worker %s: the agent answered something that is not a response (%v): %.200s", c.Name, err, stderr.String())
 		}
 		return &resp, nil
 	}
