@@ -260,3 +260,46 @@ func DeletionLimit(p *plan.Plan) error {
 	}
 	return errors.Join(errs...)
 }
+
+// LiveConfigs fetches the config.yaml of every tenant whose config differs from git, in
+// one round trip per worker, for field-level drift reports. config.yaml holds no secret
+// (those live in .env); values under secret-looking keys are masked by the report.
+func (s *Session) LiveConfigs(ctx context.Context) map[string][]byte {
+	type req struct {
+		tenant string
+		step   agent.Step
+	}
+	byWorker := map[string][]req{}
+	for _, c := range s.Plan.Changes {
+		if c.Desired == nil || c.Home == nil {
+			continue
+		}
+		got, ok := c.Home.Files[live.ConfigFile]
+		for _, f := range c.Desired.Files {
+			if f.Path == live.ConfigFile && ok && got != f.Digest {
+				byWorker[c.Worker] = append(byWorker[c.Worker], req{c.Tenant, agent.Step{Op: agent.OpRead, Path: c.Home.Path + "/" + live.ConfigFile}})
+			}
+		}
+	}
+	out := map[string][]byte{}
+	for w, reqs := range byWorker {
+		conn := s.Conns[w]
+		if conn == nil {
+			continue
+		}
+		steps := make([]agent.Step, len(reqs))
+		for i, r := range reqs {
+			steps[i] = r.step
+		}
+		res, err := conn.Steps(ctx, steps) // reads never fail a batch: one round trip
+		if err != nil {
+			continue
+		}
+		for i, r := range res {
+			if r.Status == agent.StatusOK && r.State == "" {
+				out[reqs[i].tenant] = []byte(r.Output)
+			}
+		}
+	}
+	return out
+}

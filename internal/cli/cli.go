@@ -58,6 +58,8 @@ func commands() []*command {
 		validateCmd(),
 		planCmd(),
 		applyCmd(),
+		driftCmd(),
+		verifyCmd(),
 		secretsCmd(),
 		bundleCmd(),
 		schemaCmd(),

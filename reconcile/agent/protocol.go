@@ -77,10 +77,13 @@ type Step struct {
 	EnvFile    []EnvVar `json:"envFile,omitempty"`
 	// IgnoreMissing makes a docker step succeed when the container does not exist
 	// ("No such container"), so removals are idempotent.
-	IgnoreMissing bool      `json:"ignoreMissing,omitempty"`
-	Wait          *WaitSpec `json:"wait,omitempty"`
-	LockOwner     string    `json:"lockOwner,omitempty"`
-	LockTTLSecs   int       `json:"lockTTLSecs,omitempty"`
+	IgnoreMissing bool `json:"ignoreMissing,omitempty"`
+	// EnvNamesOnly makes a docker step return only the variable names of output that
+	// lists an environment (KEY=VALUE, newline- or NUL-separated): values stay here.
+	EnvNamesOnly bool      `json:"envNamesOnly,omitempty"`
+	Wait         *WaitSpec `json:"wait,omitempty"`
+	LockOwner    string    `json:"lockOwner,omitempty"`
+	LockTTLSecs  int       `json:"lockTTLSecs,omitempty"`
 }
 
 // Owner is a uid:gid for files.

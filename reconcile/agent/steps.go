@@ -139,12 +139,13 @@ func runStep(ctx context.Context, s Step) StepResult {
 		if base == live.EnvFile || base == live.AuthFile || strings.HasSuffix(base, ".key") || strings.Contains(base, "oauth") {
 			return failed("read %s: refusing to return a file that holds secrets", s.Path)
 		}
+		// A read never fails its batch: several reads go in one round trip.
 		data, err := os.ReadFile(s.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return StepResult{State: "missing"}
 		}
 		if err != nil {
-			return failed("read %s: %v", s.Path, err)
+			return StepResult{State: "unreadable: " + err.Error()}
 		}
 		return StepResult{Output: string(data)}
 	}
@@ -194,7 +195,22 @@ func dockerStep(ctx context.Context, s Step) StepResult {
 		}
 		return failed("%v", err)
 	}
+	if s.EnvNamesOnly {
+		return StepResult{Output: envNames(out)}
+	}
 	return StepResult{Output: tail(string(out), 4096), Changed: true}
+}
+
+// envNames keeps the names of an environment listing, one per line, sorted.
+func envNames(out []byte) string {
+	var names []string
+	for _, kv := range strings.FieldsFunc(string(out), func(r rune) bool { return r == 0 || r == '\n' }) {
+		if k, _, ok := strings.Cut(kv, "="); ok && validEnvName(k) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), "\n")
 }
 
 // waitContainer polls a container until it is running and stable (healthy when it has a
