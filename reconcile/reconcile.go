@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/firemountain/hermes-gitops/internal/par"
 	"github.com/firemountain/hermes-gitops/reconcile/agent"
 	"github.com/firemountain/hermes-gitops/reconcile/live"
 	"github.com/firemountain/hermes-gitops/reconcile/plan"
@@ -94,7 +95,8 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 		}
 	}
 
-	// Observe every worker in parallel, one round trip each.
+	// Observe every worker in parallel, one round trip each; meanwhile render the
+	// tenants (rendering needs no worker key; fingerprints are filled in afterwards).
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range workers {
@@ -116,9 +118,7 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 			s.Observed[name] = obs
 		}()
 	}
-	wg.Wait()
-
-	// Render the tenants in scope; broken ones are held.
+	var selected []*schema.Tenant
 	for _, t := range repo.Tenants {
 		if !cfg.Filter.tenant(t.Metadata.Name, t.Spec.Worker) {
 			continue
@@ -128,19 +128,26 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 				Source: t.Source.File, Reasons: heldReasons(repo, t)})
 			continue
 		}
-		obs := s.Observed[t.Spec.Worker]
-		var fp render.Fingerprinter
-		if obs != nil {
-			key := obs.FingerprintKey
-			fp = func(v string) string { return agent.Fingerprint(key, v) }
-		}
-		rt, err := render.Render(render.Input{Tenant: t, App: repo.Apps[t.Metadata.App], Worker: repo.Workers[t.Spec.Worker], Catalogue: repo.Catalogue, Fingerprint: fp})
-		if err != nil {
+		selected = append(selected, t)
+	}
+	rendered := make([]*render.Tenant, len(selected))
+	errs := make([]error, len(selected))
+	par.Do(len(selected), func(i int) {
+		t := selected[i]
+		rendered[i], errs[i] = render.Render(render.Input{Tenant: t, App: repo.Apps[t.Metadata.App], Worker: repo.Workers[t.Spec.Worker], Catalogue: repo.Catalogue})
+	})
+	wg.Wait()
+	for i, t := range selected {
+		if errs[i] != nil {
 			s.Desired.Held = append(s.Desired.Held, plan.Held{ID: t.Metadata.Name, App: t.Metadata.App, Worker: t.Spec.Worker,
-				Source: t.Source.File, Reasons: []string{"render: " + err.Error()}})
+				Source: t.Source.File, Reasons: []string{"render: " + errs[i].Error()}})
 			continue
 		}
-		s.Desired.Tenants = append(s.Desired.Tenants, rt)
+		if obs := s.Observed[t.Spec.Worker]; obs != nil {
+			key := obs.FingerprintKey
+			rendered[i].Fingerprint(func(v string) string { return agent.Fingerprint(key, v) })
+		}
+		s.Desired.Tenants = append(s.Desired.Tenants, rendered[i])
 	}
 	s.Plan = plan.Compute(s.Desired, s.Observed, plan.Options{Prune: cfg.Prune})
 	for name, err := range s.ObserveErrors {

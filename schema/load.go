@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/firemountain/hermes-gitops/bundles"
+	"github.com/firemountain/hermes-gitops/internal/par"
 )
 
 // Directories of a desired-state repository.
@@ -111,6 +112,7 @@ func (r *Repo) loadTenants(fsys fs.FS) {
 	if err != nil {
 		return
 	}
+	var files []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
@@ -123,19 +125,32 @@ func (r *Repo) loadTenants(fsys fs.FS) {
 			}
 			continue
 		}
-		for _, file := range yamlFiles(fsys, path.Join(TenantsDir, name), &r.Problems) {
-			t := &Tenant{}
-			data, _ := fs.ReadFile(fsys, file)
-			ok := r.decodeFile(fsys, file, KindTenant, t, &t.Source)
-			if !ok || t.Metadata.Name == "" {
-				t.Metadata.Name = fileStem(file)
-			}
-			if !ok || t.Metadata.App == "" {
-				t.Metadata.App = name
-			}
-			r.raw[t] = data
-			r.Tenants = append(r.Tenants, t)
+		files = append(files, yamlFiles(fsys, path.Join(TenantsDir, name), &r.Problems)...)
+	}
+	// Tenant files are decoded in parallel (a fleet has thousands); each keeps its own
+	// problems, merged afterwards.
+	type decoded struct {
+		t        *Tenant
+		data     []byte
+		problems Problems
+	}
+	out := make([]decoded, len(files))
+	par.Do(len(files), func(i int) {
+		file := files[i]
+		t := &Tenant{}
+		data, ok := decodeFile(fsys, file, KindTenant, t, &t.Source, &out[i].problems)
+		if !ok || t.Metadata.Name == "" {
+			t.Metadata.Name = fileStem(file)
 		}
+		if !ok || t.Metadata.App == "" {
+			t.Metadata.App = path.Base(path.Dir(file))
+		}
+		out[i].t, out[i].data = t, data
+	})
+	for _, d := range out {
+		r.raw[d.t] = d.data
+		r.Tenants = append(r.Tenants, d.t)
+		r.Problems = append(r.Problems, d.problems...)
 	}
 	sort.SliceStable(r.Tenants, func(i, j int) bool {
 		a, b := r.Tenants[i], r.Tenants[j]
@@ -149,17 +164,24 @@ func (r *Repo) loadTenants(fsys fs.FS) {
 // decodeFile parses and strictly decodes one file into out, checking apiVersion and kind.
 // It reports whether decoding got far enough for the value to be used.
 func (r *Repo) decodeFile(fsys fs.FS, file, kind string, out any, src **Source) bool {
+	_, ok := decodeFile(fsys, file, kind, out, src, &r.Problems)
+	return ok
+}
+
+// decodeFile reads, parses and strictly decodes one file, reporting into problems. It is
+// safe to run for several files at once (each with its own problems).
+func decodeFile(fsys fs.FS, file, kind string, out any, src **Source, problems *Problems) ([]byte, bool) {
 	*src = &Source{File: file}
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		r.Problems = append(r.Problems, Problem{File: file, Severity: Error, Message: err.Error()})
-		return false
+		*problems = append(*problems, Problem{File: file, Severity: Error, Message: err.Error()})
+		return nil, false
 	}
-	node := parseYAML(*src, data, &r.Problems)
+	node := parseYAML(*src, data, problems)
 	if node == nil {
-		return false
+		return data, false
 	}
-	decodeStrict(*src, node, out, &r.Problems)
+	decodeStrict(*src, node, out, problems)
 	var h *Header
 	switch v := out.(type) {
 	case *Tenant:
@@ -169,14 +191,14 @@ func (r *Repo) decodeFile(fsys fs.FS, file, kind string, out any, src **Source) 
 	case *Worker:
 		h = &v.Header
 	}
-	rep := reporter{*src, &r.Problems}
+	rep := reporter{*src, problems}
 	if h.APIVersion != "" && h.APIVersion != APIVersion {
 		rep.errorf("apiVersion", "unsupported apiVersion %q; this hermesctl reads %q", h.APIVersion, APIVersion)
 	}
 	if h.Kind != "" && h.Kind != kind {
 		rep.errorf("kind", "a file under %s/ must be of kind %s, not %q", strings.SplitN(file, "/", 2)[0], kind, h.Kind)
 	}
-	return true
+	return data, true
 }
 
 // yamlFiles lists the .yaml/.yml files of a directory, sorted. Other files are ignored.

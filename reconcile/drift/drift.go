@@ -97,7 +97,7 @@ func Compute(in Input) []Finding {
 		for _, u := range in.Observed[name].Unmanaged {
 			out = append(out, Finding{Code: ContainerUnmanaged, Severity: Drift, Worker: name, Subject: u.Name,
 				Git: "no such container", Live: "container " + u.Name + " (" + u.State.Status + ") without the managed-by label",
-				Action: "nothing: unmanaged containers are never touched",
+				Action:  "nothing: unmanaged containers are never touched",
 				Message: "container " + u.Name + " looks like a tenant container but hermes-gitops does not manage it; remove it or recreate the tenant with apply"})
 		}
 	}

@@ -185,15 +185,19 @@ func Compute(d Desired, observed map[string]*live.Worker, opts Options) *Plan {
 		heldIDs[h.ID] = true
 		p.Changes = append(p.Changes, Change{Worker: h.Worker, Tenant: h.ID, App: h.App, Action: Hold, Reasons: h.Reasons})
 	}
+	indexes := map[string]*index{}
 	for _, t := range d.Tenants {
 		desiredIDs[t.ID] = true
 		w := observed[t.Worker]
+		if w != nil && indexes[t.Worker] == nil {
+			indexes[t.Worker] = newIndex(w)
+		}
 		if w == nil {
 			p.Changes = append(p.Changes, Change{Worker: t.Worker, Tenant: t.ID, App: t.App, Action: Hold, Desired: t,
 				Reasons: []string{"worker " + t.Worker + " could not be observed; nothing is done to its tenants"}})
 			continue
 		}
-		p.Changes = append(p.Changes, tenantChange(t, w))
+		p.Changes = append(p.Changes, tenantChange(t, indexes[t.Worker]))
 	}
 	for _, name := range d.Workers {
 		w := observed[name]
@@ -213,9 +217,29 @@ func Compute(d Desired, observed map[string]*live.Worker, opts Options) *Plan {
 	return p
 }
 
+// index finds a tenant's container and home on a worker in constant time (the planner
+// looks up every tenant; a scan each time would make planning quadratic).
+type index struct {
+	containers map[string]*live.Container
+	homes      map[string]*live.Home
+}
+
+func newIndex(w *live.Worker) *index {
+	ix := &index{containers: make(map[string]*live.Container, len(w.Containers)), homes: make(map[string]*live.Home, len(w.Homes))}
+	for i := range w.Containers {
+		if id := w.Containers[i].Tenant(); id != "" && ix.containers[id] == nil {
+			ix.containers[id] = &w.Containers[i]
+		}
+	}
+	for i := range w.Homes {
+		ix.homes[w.Homes[i].App+"/"+w.Homes[i].ID] = &w.Homes[i]
+	}
+	return ix
+}
+
 // tenantChange decides the action for one desired tenant on its observed worker.
-func tenantChange(t *render.Tenant, w *live.Worker) Change {
-	c := Change{Worker: t.Worker, Tenant: t.ID, App: t.App, Desired: t, Observed: w.Container(t.ID), Home: w.Home(t.App, t.ID)}
+func tenantChange(t *render.Tenant, ix *index) Change {
+	c := Change{Worker: t.Worker, Tenant: t.ID, App: t.App, Desired: t, Observed: ix.containers[t.ID], Home: ix.homes[t.App+"/"+t.ID]}
 	if t.State == "deleted" {
 		if c.Observed == nil && c.Home == nil {
 			c.Action = Noop

@@ -159,7 +159,7 @@ func Render(in Input) (*Tenant, error) {
 		return nil, err
 	}
 	out.Files = append(out.Files, skillFiles...)
-	out.Env = envVars(t, app, in.Fingerprint)
+	out.Env = envVars(t, app)
 	for _, e := range out.Env {
 		lock.Env = append(lock.Env, e.Name)
 	}
@@ -174,7 +174,29 @@ func Render(in Input) (*Tenant, error) {
 	out.Seed = []File{newFile("knowledge/README.md", []byte(knowledgeReadme(t.Metadata.Name)), 0o644)}
 
 	out.Container = containerSpec(in, out)
+	if in.Fingerprint != nil {
+		out.Fingerprint(in.Fingerprint)
+	}
 	return out, nil
+}
+
+// Fingerprint fills in the keyed fingerprints of every value for a worker's key and
+// recomputes the container's spec hash. Rendering itself does not need the key, so the
+// reconciler renders while it observes the worker and fingerprints afterwards.
+func (t *Tenant) Fingerprint(fp Fingerprinter) {
+	for i := range t.Env {
+		t.Env[i].Fingerprint = fp(t.Env[i].Value.Reveal())
+	}
+	c := &t.Container
+	for i := range c.Env {
+		c.Env[i].Fingerprint = fp(c.Env[i].Value.Reveal())
+	}
+	for i := range c.SecretEnv {
+		c.SecretEnv[i].Fingerprint = fp(c.SecretEnv[i].Value.Reveal())
+	}
+	delete(c.Labels, live.LabelSpecHash)
+	c.Hash = c.hash()
+	c.Labels[live.LabelSpecHash] = c.Hash
 }
 
 func newFile(p string, content []byte, mode uint32) File {
@@ -236,7 +258,7 @@ func skills(in Input) ([]File, live.InstallLock, error) {
 
 // envVars is the managed part of .env: every tenant secret, the Telegram allow-list and
 // the app's baked variables (so Hermes sees them too), sorted by name.
-func envVars(t *schema.Tenant, app *schema.App, fp Fingerprinter) []EnvVar {
+func envVars(t *schema.Tenant, app *schema.App) []EnvVar {
 	vars := map[string]EnvVar{}
 	for k, v := range app.Spec.Env {
 		vars[k] = EnvVar{Name: k, Value: schema.Secret(v)}
@@ -253,11 +275,7 @@ func envVars(t *schema.Tenant, app *schema.App, fp Fingerprinter) []EnvVar {
 	}
 	out := make([]EnvVar, 0, len(vars))
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		v := vars[k]
-		if fp != nil {
-			v.Fingerprint = fp(v.Value.Reveal())
-		}
-		out = append(out, v)
+		out = append(out, vars[k])
 	}
 	return out
 }
@@ -279,19 +297,11 @@ func containerSpec(in Input, t *Tenant) ContainerSpec {
 		RestartPolicy: app.RestartPolicy,
 	}
 	for _, k := range slices.Sorted(maps.Keys(app.Env)) {
-		v := EnvVar{Name: k, Value: schema.Secret(app.Env[k])}
-		if in.Fingerprint != nil {
-			v.Fingerprint = in.Fingerprint(app.Env[k])
-		}
-		c.Env = append(c.Env, v)
+		c.Env = append(c.Env, EnvVar{Name: k, Value: schema.Secret(app.Env[k])})
 	}
 	for _, k := range slices.Sorted(slices.Values(app.ProcessSecrets)) {
 		if val, ok := in.Tenant.SecretValues[k]; ok {
-			v := EnvVar{Name: k, Value: val, Secret: true}
-			if in.Fingerprint != nil {
-				v.Fingerprint = in.Fingerprint(val.Reveal())
-			}
-			c.SecretEnv = append(c.SecretEnv, v)
+			c.SecretEnv = append(c.SecretEnv, EnvVar{Name: k, Value: val, Secret: true})
 		}
 	}
 	c.Labels = map[string]string{
