@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -32,7 +33,14 @@ func JSONSchema(kind string) ([]byte, error) {
 	s["title"] = "hermes-gitops " + kind
 	props := s["properties"].(map[string]any)
 	props["kind"] = map[string]any{"const": kind, "description": "What the file describes."}
-	return json.MarshalIndent(s, "", "  ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func typeSchema(t reflect.Type) map[string]any {
