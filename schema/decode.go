@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"regexp"
 	"slices"
@@ -25,9 +27,14 @@ func parseYAML(src *Source, data []byte, problems *Problems) *yaml.Node {
 		return nil
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		*problems = append(*problems, Problem{File: src.File, Line: extra.Line, Col: extra.Column, Severity: Error,
 			Message: "a file holds exactly one YAML document; remove the extra '---' document"})
+		return nil
+	case !errors.Is(err, io.EOF):
+		line, msg := yamlErrorLine(err)
+		*problems = append(*problems, Problem{File: src.File, Line: line, Col: 1, Severity: Error, Message: msg})
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -39,14 +46,28 @@ func parseYAML(src *Source, data []byte, problems *Problems) *yaml.Node {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// parserErrors are the messages of yaml.v3's parser (as opposed to its scanner).
+var parserErrors = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
 // yamlErrorLine extracts the line from a yaml.v3 error and phrases the rest plainly.
 func yamlErrorLine(err error) (int, string) {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		// yaml.v3 reports parser errors that carry a context (an unclosed [ or {, a
-		// block that does not continue) with a 0-based line; scanner errors are 1-based.
-		if strings.HasPrefix(m[2], "did not find expected") {
+		// yaml.v3 reports parser errors with a 0-based line and scanner errors with a
+		// 1-based one; only the parser's messages are shifted.
+		if parserErrors[m[2]] || strings.HasPrefix(m[2], "found undefined tag handle") {
 			n++
 		}
 		return n, "invalid YAML: " + m[2]
@@ -79,7 +100,10 @@ var yamlNodeType = reflect.TypeFor[*yaml.Node]()
 // itself.
 func (d decoder) value(n *yaml.Node, v reflect.Value, path string, key *yaml.Node) {
 	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+		// Aliases can expand exponentially or form cycles; a desired-state file is small
+		// enough to write out.
+		d.fail(n, path, "YAML aliases (*%s) are not supported in desired-state files; write the value out", n.Value)
+		return
 	}
 	if path != "" {
 		d.rep.src.pos[path] = nodePos(n, key)
@@ -89,6 +113,9 @@ func (d decoder) value(n *yaml.Node, v reflect.Value, path string, key *yaml.Nod
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		if t := v.Type(); (t.Kind() == reflect.Struct || (t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct)) && hasRequired(t) {
+			d.fail(n, path, "expected a mapping of fields, got null")
+		}
 		return // an explicit null leaves the zero value
 	}
 	switch v.Kind() {
@@ -171,13 +198,41 @@ func (d decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	// produce a cascade: only fields of written structs are reported.
 	for _, name := range sortedKeys(fields) {
 		f := fields[name]
-		if f.required && !seenKey(seen, name) && !suggested[name] {
+		if !f.required || suggested[name] {
+			continue
+		}
+		if !seenKey(seen, name) {
 			d.fail(n, path, "missing required field %q", name)
+		} else if val := valueOf(n, name); val != nil && val.Kind == yaml.ScalarNode && (val.Tag == "!!null" || (val.Tag == "!!str" && val.Value == "")) {
+			d.fail(val, joinPath(path, name), "required field %q is empty", name)
 		}
 	}
 }
 
 func seenKey(seen map[string]int, k string) bool { _, ok := seen[k]; return ok }
+
+// valueOf returns the value of key in a mapping node.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// hasRequired reports whether a struct type has a required field.
+func hasRequired(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	for _, f := range yamlFields(t) {
+		if f.required {
+			return true
+		}
+	}
+	return false
+}
 
 func (d decoder) mapValue(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
@@ -209,7 +264,8 @@ func (d decoder) mapValue(n *yaml.Node, v reflect.Value, path string) {
 // duplicate keys.
 func (d decoder) anyValue(n *yaml.Node, path string) any {
 	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+		d.fail(n, path, "YAML aliases (*%s) are not supported in desired-state files; write the value out", n.Value)
+		return nil
 	}
 	switch n.Kind {
 	case yaml.MappingNode:

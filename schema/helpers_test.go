@@ -42,9 +42,9 @@ var (
 	)
 	// spawnSpec is the spec of apps/spawn.yaml, lines 6 to 9.
 	spawnSpec = []string{
-		"  containerPrefix: spawn-tenant-",         // 6
-		"  image: hermes-runner-standin:latest",    // 7
-		"  tenantRoot: spawn/tenants",              // 8
+		"  containerPrefix: spawn-tenant-",                                                // 6
+		"  image: hermes-runner-standin:latest",                                           // 7
+		"  tenantRoot: spawn/tenants",                                                     // 8
 		"  providers: [anthropic, anthropic-oauth, openai-api, openai-codex, openrouter]", // 9
 	}
 	appSpawnText    = appFile("spawn", spawnSpec...)

@@ -42,7 +42,7 @@ func (s Secret) MarshalYAML() (any, error)     { return redacted, nil }
 func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(redacted)) }
 
 // encryptedValueRE matches a value encrypted by sops.
-var encryptedValueRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:[a-z]+\]$`)
+var encryptedValueRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:str\]$`)
 
 // IsEncryptedValue reports whether a YAML value is sops ciphertext.
 func IsEncryptedValue(v string) bool { return encryptedValueRE.MatchString(v) }
@@ -127,7 +127,9 @@ func DecryptSecrets(data []byte, ids *Identities) (map[string]Secret, error) {
 	cipher := aes.NewCipher()
 	mac, err := tree.Decrypt(key, cipher)
 	if err != nil {
-		return nil, fmt.Errorf("decrypt: %w", err)
+		// sops' error can quote the decrypted value (a tampered type: field makes it
+		// parse the plaintext as a number), so it is never passed on.
+		return nil, errors.New("a secret does not decrypt with the file's data key: it was edited without sops (re-create it with 'sops edit')")
 	}
 	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, key, tree.Metadata.LastModified.Format(time.RFC3339))
 	if err != nil || stored != mac {

@@ -65,7 +65,7 @@ type TenantSpec struct {
 	Worker       string         `yaml:"worker" doc:"The worker (a file workers/<name>.yaml) the tenant runs on." required:"true"`
 	Owner        Owner          `yaml:"owner" doc:"Who the tenant belongs to."`
 	Provider     Provider       `yaml:"provider" doc:"The model provider." required:"true"`
-	Bundles      []string       `yaml:"bundles" doc:"Pinned skill bundles, name@version. Omitted: the app's default bundles; [] for none." pattern:"^[a-z0-9][a-z0-9-]*@[0-9]+\\.[0-9]+\\.[0-9]+$"`
+	Bundles      []string       `yaml:"bundles" doc:"Pinned skill bundles, name@version. Omitted: the app's default bundles; [] for none." pattern:"^[a-z0-9][a-z0-9-]*@(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"`
 	Skills       []string       `yaml:"skills" doc:"A-la-carte skills, name or name@version."`
 	Toolsets     Toolsets       `yaml:"toolsets" doc:"Which Hermes toolsets the agent may use."`
 	Web          Web            `yaml:"web" doc:"Web search and fetch."`

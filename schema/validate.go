@@ -63,6 +63,9 @@ func (r *Repo) validate() {
 
 func (r *Repo) validateApp(a *App) {
 	rep := reporter{a.Source, &r.Problems}
+	if n := a.Metadata.Name; n != "" && !nameRE.MatchString(n) {
+		rep.errorf("metadata.name", "app name %q must be lowercase letters, digits and dashes", n)
+	}
 	s := a.Spec
 	if s.ContainerPrefix != "" && !prefixRE.MatchString(s.ContainerPrefix) {
 		rep.errorf("spec.containerPrefix", "%q is not a valid container name prefix (letters, digits, _ . -)", s.ContainerPrefix)
@@ -102,6 +105,9 @@ func (r *Repo) validateApp(a *App) {
 
 func (r *Repo) validateWorker(w *Worker) {
 	rep := reporter{w.Source, &r.Problems}
+	if n := w.Metadata.Name; n != "" && !nameRE.MatchString(n) {
+		rep.errorf("metadata.name", "worker name %q must be lowercase letters, digits and dashes", n)
+	}
 	s := w.Spec
 	switch s.Transport {
 	case "", TransportSSH:

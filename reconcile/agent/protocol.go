@@ -58,6 +58,15 @@ const (
 	OpLock     = "lock"      // take the worker lock at Path for Owner until TTL
 	OpUnlock   = "unlock"    // release the worker lock at Path if Owner holds it
 	OpRead     = "read"      // return a non-secret file's content (config.yaml for diffs)
+	// OpAuthRepair completes the runtime shape of the auth.json at Path for the provider
+	// key Provider from its credential_pool entry (hermesctl auth repair): it backs the
+	// file up (auth.json.bak-<UTC timestamp>, 0600, same owner), sets
+	// providers[Provider] = {tokens, last_refresh, auth_mode}, active_provider and
+	// updated_at, keeps every other key, and writes atomically with 0600 and the same
+	// owner. A complete file is left untouched. The result carries State (AuthRepaired,
+	// AuthAlreadyComplete, or on refusal AuthNoCredential / AuthInvalid), Backup and the
+	// resulting shape in Auth; never a token.
+	OpAuthRepair = "auth-repair"
 )
 
 // Step is one operation of an apply batch. Steps run in order; the first failure stops
@@ -84,6 +93,8 @@ type Step struct {
 	Wait         *WaitSpec `json:"wait,omitempty"`
 	LockOwner    string    `json:"lockOwner,omitempty"`
 	LockTTLSecs  int       `json:"lockTTLSecs,omitempty"`
+	// Provider is the auth.json key of an OAuth provider (auth-repair): openai-codex.
+	Provider string `json:"provider,omitempty"`
 }
 
 // Owner is a uid:gid for files.
@@ -115,6 +126,10 @@ type StepResult struct {
 	Logs    []string `json:"logs,omitempty"`
 	Changed bool     `json:"changed,omitempty"`
 	State   string   `json:"state,omitempty"`
+	// Backup is the backup file an auth-repair step wrote, if any.
+	Backup string `json:"backup,omitempty"`
+	// Auth is the shape of auth.json after an auth-repair step (keys only, no token).
+	Auth *live.AuthShape `json:"auth,omitempty"`
 }
 
 // Step statuses.

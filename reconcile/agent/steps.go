@@ -148,6 +148,8 @@ func runStep(ctx context.Context, s Step) StepResult {
 			return StepResult{State: "unreadable: " + err.Error()}
 		}
 		return StepResult{Output: string(data)}
+	case OpAuthRepair:
+		return authRepair(s.Path, s.Provider, time.Now())
 	}
 	return failed("unknown step %q", s.Op)
 }

@@ -112,6 +112,9 @@ func Apply(ctx context.Context, p *plan.Plan, conns map[string]*worker.Conn, opt
 	return results
 }
 
+// progressMu serialises Progress callbacks, which come from every worker's goroutines.
+var progressMu sync.Mutex
+
 func applyWorker(ctx context.Context, conn *worker.Conn, changes []plan.Change, opts Options) []Result {
 	fail := func(err error) []Result {
 		out := make([]Result, len(changes))
@@ -157,7 +160,9 @@ func applyWorker(ctx context.Context, conn *worker.Conn, changes []plan.Change, 
 			r.Duration = time.Since(start)
 			results[i] = r
 			if opts.Progress != nil {
+				progressMu.Lock()
 				opts.Progress(r)
+				progressMu.Unlock()
 			}
 		}()
 	}

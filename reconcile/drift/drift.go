@@ -345,29 +345,26 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 	// auth.json
 	if t.Provider.OAuth {
 		key := t.Provider.AuthKey()
-		a := h.Auth
-		info := base
-		info.Severity = Info
-		info.Action = "nothing: run 'hermesctl auth login " + t.ID + "'"
-		switch {
-		case a == nil || !a.Valid || (a.Pool[key] == 0 && !slices.Contains(a.Providers, key)):
-			info.Code, info.Subject, info.Git, info.Live = AuthAwaitingLogin, key, "credential for "+key, "none"
-			info.Message = "no " + t.Provider.ID + " credential yet: the tenant awaits its login"
-			out = append(out, info)
-		case a.Pool[key] > 0 && !slices.Contains(a.Providers, key):
-			f := base
-			f.Code, f.Subject, f.Git, f.Live = AuthDualWriteGap, key, "credential_pool and providers["+key+"]", "credential_pool only"
-			f.Action = "nothing in apply (auth.json is never written by apply): run 'hermesctl auth repair " + t.ID + "'"
+		status, why := live.CheckAuth(h.Auth, key, h.AuthFiles, t.Provider.AuthFile)
+		f := base
+		f.Subject, f.Git, f.Live = key, "credential_pool and providers["+key+"]", why
+		f.Action = "nothing in apply (auth.json is never written by apply): run 'hermesctl auth repair " + t.ID + "'"
+		switch status {
+		case live.AuthAwaitingLogin:
+			f.Code, f.Severity = AuthAwaitingLogin, Info
+			f.Action = "nothing: run 'hermesctl auth login " + t.ID + "'"
+			f.Message = "no " + t.Provider.ID + " credential yet: the tenant awaits its login"
+			out = append(out, f)
+		case live.AuthDualWriteGap:
+			f.Code = AuthDualWriteGap
 			f.Message = "the credential is in credential_pool but providers[" + key + "] is missing: gateway, cron and model calls fail with \"No Codex credentials stored\""
 			out = append(out, f)
-		case a.ActiveProvider != key:
-			f := base
-			f.Code, f.Subject, f.Git, f.Live = AuthActiveProvider, "active_provider", key, orDash(a.ActiveProvider)
-			f.Action = "nothing in apply: run 'hermesctl auth repair " + t.ID + "'"
+		case live.AuthActiveWrong:
+			f.Code, f.Subject, f.Git = AuthActiveProvider, "active_provider", key
 			f.Message = "active_provider is not " + key
 			out = append(out, f)
 		}
-		if a != nil && a.Mode&0o077 != 0 {
+		if a := h.Auth; a != nil && a.Mode&0o077 != 0 {
 			add(AuthMode, live.AuthFile, "0600", fmt.Sprintf("%04o", a.Mode), "auth.json is readable by other users")
 		}
 	}

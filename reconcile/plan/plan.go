@@ -71,9 +71,10 @@ type Desired struct {
 	Held    []Held
 	// Workers lists every worker in scope.
 	Workers []string
-	// Scopes are, per worker, where each app keeps its tenants: a managed container or
-	// home is this desired state's orphan only inside them, so that several fleets (or a
-	// demo) can share a Docker host without pruning each other.
+	// Scopes are, per worker, where each app keeps its tenants: a managed container is
+	// this desired state's (its tenant's, or an orphan) only inside them, so that several
+	// fleets (or a demo) can share a Docker host without touching each other. A worker
+	// without scopes (test fixtures) takes every managed container.
 	Scopes map[string][]Scope
 	// Empty is true when the desired state has no tenants at all; then nothing is ever
 	// deleted or pruned, whatever the flags.
@@ -190,7 +191,7 @@ func Compute(d Desired, observed map[string]*live.Worker, opts Options) *Plan {
 		desiredIDs[t.ID] = true
 		w := observed[t.Worker]
 		if w != nil && indexes[t.Worker] == nil {
-			indexes[t.Worker] = newIndex(w)
+			indexes[t.Worker] = newIndex(w, d.Scopes[t.Worker])
 		}
 		if w == nil {
 			p.Changes = append(p.Changes, Change{Worker: t.Worker, Tenant: t.ID, App: t.App, Action: Hold, Desired: t,
@@ -224,11 +225,15 @@ type index struct {
 	homes      map[string]*live.Home
 }
 
-func newIndex(w *live.Worker) *index {
+// newIndex indexes a worker's containers by tenant, keeping only those in the desired
+// state's scopes: a container of another fleet (or a demo) on the same Docker host with
+// the same tenant id is never taken for this tenant's.
+func newIndex(w *live.Worker, scopes []Scope) *index {
 	ix := &index{containers: make(map[string]*live.Container, len(w.Containers)), homes: make(map[string]*live.Home, len(w.Homes))}
 	for i := range w.Containers {
-		if id := w.Containers[i].Tenant(); id != "" && ix.containers[id] == nil {
-			ix.containers[id] = &w.Containers[i]
+		c := &w.Containers[i]
+		if id := c.Tenant(); id != "" && ix.containers[id] == nil && (scopes == nil || owns(scopes, c)) {
+			ix.containers[id] = c
 		}
 	}
 	for i := range w.Homes {
@@ -453,27 +458,26 @@ func (c *Change) diffEnv(t *render.Tenant) []string {
 }
 
 // authIncomplete reports whether an OAuth tenant still needs its login or its runtime
-// auth shape (the dual-write gap), and why.
+// auth shape (the dual-write gap), and why (live.CheckAuth is the one rule).
 func authIncomplete(t *render.Tenant, h *live.Home) (bool, string) {
 	if !t.Provider.OAuth {
 		return false, ""
 	}
-	key := t.Provider.AuthKey()
-	if h == nil || h.Auth == nil || !h.Auth.Valid {
-		return true, fmt.Sprintf("awaiting auth: no %s credential yet; run 'hermesctl auth login %s'", t.Provider.ID, t.ID)
+	var shape *live.AuthShape
+	var files []string
+	if h != nil {
+		shape, files = h.Auth, h.AuthFiles
 	}
-	a := h.Auth
-	inPool := a.Pool[key] > 0
-	runtime := slices.Contains(a.Providers, key)
-	switch {
-	case !inPool && !runtime:
-		return true, fmt.Sprintf("awaiting auth: no %s credential yet; run 'hermesctl auth login %s'", t.Provider.ID, t.ID)
-	case inPool && !runtime:
-		return true, fmt.Sprintf("awaiting auth: %s credential is in credential_pool but providers[%q] is missing (the dual-write gap); run 'hermesctl auth repair %s'", t.Provider.ID, key, t.ID)
-	case a.ActiveProvider != key:
-		return true, fmt.Sprintf("awaiting auth: active_provider is %q, not %q; run 'hermesctl auth repair %s'", a.ActiveProvider, key, t.ID)
+	status, why := live.CheckAuth(shape, t.Provider.AuthKey(), files, t.Provider.AuthFile)
+	switch status {
+	case live.AuthComplete:
+		return false, ""
+	case live.AuthAwaitingLogin:
+		return true, fmt.Sprintf("awaiting auth: no %s credential yet (%s); run 'hermesctl auth login %s'", t.Provider.ID, why, t.ID)
+	case live.AuthDualWriteGap:
+		return true, fmt.Sprintf("awaiting auth: %s (the dual-write gap); run 'hermesctl auth repair %s'", why, t.ID)
 	}
-	return false, ""
+	return true, fmt.Sprintf("awaiting auth: %s; run 'hermesctl auth repair %s'", why, t.ID)
 }
 
 // orphans reports managed containers and homes on a worker that the desired state does

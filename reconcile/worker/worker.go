@@ -210,6 +210,21 @@ func (c *Conn) Steps(ctx context.Context, steps []agent.Step) ([]agent.StepResul
 	return resp.Steps, nil
 }
 
+// Interactive runs argv on the worker attached to in and out, for a command that talks to
+// a person (hermesctl auth login): over ssh with a pseudo-terminal of type term and size
+// rows×cols, locally without one (see transport.Transport.Interactive). It counts one
+// round trip.
+func (c *Conn) Interactive(ctx context.Context, argv []string, in io.Reader, out io.Writer, term string, rows, cols int) error {
+	if c.local {
+		c.calls.Add(1)
+	}
+	return c.Transport.Interactive(ctx, argv, in, out, term, rows, cols)
+}
+
+// Local reports whether the worker is this machine (transport local): no
+// pseudo-terminal is available for Interactive there.
+func (c *Conn) Local() bool { return c.local }
+
 // AgentBinary is the program uploaded to ssh workers.
 type AgentBinary struct {
 	Path   string
