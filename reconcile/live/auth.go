@@ -68,4 +68,3 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
-
