@@ -73,6 +73,11 @@ func (r *Repo) validateApp(a *App) {
 	if s.MountPath != "" && !path.IsAbs(s.MountPath) {
 		rep.errorf("spec.mountPath", "must be an absolute path in the container")
 	}
+	for field, p := range map[string]string{"spec.mountPath": s.MountPath, "spec.tenantRoot": s.TenantRoot} {
+		if !mountable(p) {
+			rep.errorf(field, "a path given to docker --mount cannot contain a comma, a quote or a newline")
+		}
+	}
 	if s.User != "" && !userRE.MatchString(s.User) {
 		rep.errorf("spec.user", "must be numeric uid:gid, e.g. 10000:10000")
 	}
@@ -129,6 +134,9 @@ func (r *Repo) validateWorker(w *Worker) {
 	}
 	if s.TenantRoot != "" && !path.IsAbs(s.TenantRoot) {
 		rep.errorf("spec.tenantRoot", "must be an absolute path on the worker")
+	}
+	if !mountable(s.TenantRoot) {
+		rep.errorf("spec.tenantRoot", "a path given to docker --mount cannot contain a comma, a quote or a newline")
 	}
 	if s.AgentDir != "" && !path.IsAbs(s.AgentDir) {
 		rep.errorf("spec.agentDir", "must be an absolute path on the worker")
@@ -415,6 +423,10 @@ func (r *Repo) applyDefaults() {
 		}
 	}
 }
+
+// mountable reports whether a path can be part of a docker --mount value, which is a
+// comma-separated list.
+func mountable(p string) bool { return !strings.ContainsAny(p, ",\"'\n\r") }
 
 func cmpOr(v, def string) string {
 	if v == "" {

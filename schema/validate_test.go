@@ -520,3 +520,21 @@ func TestValidateAppWorkerNamePattern(t *testing.T) {
 		}
 	}
 }
+
+// A tenant root ends up in `docker run --mount type=bind,source=…`, a comma-separated
+// list: a comma or quote in it must be refused, not passed on.
+func TestValidateMountablePaths(t *testing.T) {
+	r := loadFiles(t, map[string]string{
+		"workers/odd.yaml": workerFile("odd", "  transport: local", "  tenantRoot: /srv/a,readonly=false"),
+	})
+	want := `workers/odd.yaml:7:15: spec.tenantRoot: a path given to docker --mount cannot contain a comma, a quote or a newline`
+	found := false
+	for _, p := range r.Problems {
+		if p.String() == want {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("want %q in:\n%s", want, r.Problems)
+	}
+}

@@ -253,7 +253,7 @@ Examples:
 func attach(ctx context.Context, env *Env, conn *worker.Conn, container string, cmd []string) error {
 	termName := env.Getenv("TERM")
 	if conn.Local() {
-		argv := append([]string{"docker", "exec", "--interactive", container}, cmd...)
+		argv := runtime.ExecStdin(container, cmd...)
 		return conn.Interactive(ctx, argv, env.Stdin, env.Stdout, termName, 0, 0)
 	}
 	rows, cols := 24, 80

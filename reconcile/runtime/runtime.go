@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/firemountain/hermes-gitops/reconcile/render"
 )
@@ -81,11 +80,13 @@ func ExecInteractive(name string, cmd ...string) []string {
 	return append([]string{"docker", "exec", "--interactive", "--tty", name}, cmd...)
 }
 
+// ExecStdin runs a command in a container with stdin attached but no terminal (for a
+// worker reached without a pseudo-terminal).
+func ExecStdin(name string, cmd ...string) []string {
+	return append([]string{"docker", "exec", "--interactive", name}, cmd...)
+}
+
 // Logs returns the last n log lines of a container.
 func Logs(name string, n int) []string {
 	return []string{"docker", "logs", "--tail", strconv.Itoa(n), name}
 }
-
-// ValidMountPath reports whether a path can go into --mount unquoted: --mount is a
-// comma-separated list, so a path may not contain a comma, quote or newline.
-func ValidMountPath(p string) bool { return !strings.ContainsAny(p, ",\"'\n\r") }
