@@ -43,13 +43,15 @@ demo: build image
 	@echo "== apply"
 	$(BIN)/hermesctl apply --repo $(EXAMPLE) --yes
 	@echo "== the running tenants"
-	docker ps --filter label=dev.hermes-gitops.managed-by=hermes-gitops --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}'
+	docker ps --filter name=^astral-tenant- --filter name=^spawn-tenant- --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}'
+	@echo "== verify: knowledge base, isolation, capabilities, env inside every container"
+	$(BIN)/hermesctl verify --all --repo $(EXAMPLE)
 	@echo "== a second plan: nothing to do"
 	$(BIN)/hermesctl plan --repo $(EXAMPLE) --detailed-exitcode
 
 # Remove the demo's containers; their data is kept under /var/tmp/hermes-gitops-demo.
 demo-clean:
-	docker ps -aq --filter label=dev.hermes-gitops.managed-by=hermes-gitops | xargs -r docker rm -f
+	docker ps -aq --filter name=^astral-tenant- --filter name=^spawn-tenant- | xargs -r docker rm -f
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 30m $(PKGS)
