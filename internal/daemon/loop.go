@@ -30,7 +30,8 @@ import (
 // progress callbacks touch under Daemon.mu.
 type loopState struct {
 	current           *loaded
-	rejected          string
+	rejected          string // a revision that failed to load, and why
+	rejectedMsg       string
 	rt                map[string]rtMark
 	unreachableStreak int
 	retryAt           time.Time
@@ -86,7 +87,7 @@ func (d *Daemon) runLoop(ctx context.Context) error {
 	// SIGTERM stops new work at once, and cuts what is in flight only at the deadline.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	loopDone := make(chan struct{})
+	loopDone, announced := make(chan struct{}), make(chan struct{})
 	defer close(loopDone)
 	go func() {
 		select {
@@ -98,6 +99,7 @@ func (d *Daemon) runLoop(ctx context.Context) error {
 		d.st.shuttingDown = true
 		d.mu.Unlock()
 		d.log.Info("shutting down: taking no new work, letting tenant operations in flight finish", "timeout", d.cfg.ShutdownTimeout.String())
+		close(announced)
 		t := time.NewTimer(d.cfg.ShutdownTimeout)
 		defer t.Stop()
 		select {
@@ -118,6 +120,7 @@ func (d *Daemon) runLoop(ctx context.Context) error {
 	trigger := "start"
 	for {
 		if ctx.Err() != nil {
+			<-announced
 			d.log.Info("stopped")
 			return nil
 		}
@@ -127,8 +130,14 @@ func (d *Daemon) runLoop(ctx context.Context) error {
 			continue
 		case <-fetchT.C:
 			ran = d.sync(ctx, work, trigger)
-			trigger = "interval"
-			fetchT.Reset(jitter(d.cfg.Interval))
+			next := jitter(d.cfg.Interval)
+			if d.loop.current == nil {
+				// Nothing in force yet (the first fetch or load failed): try again soon.
+				next = min(next, jitter(d.cfg.LockRetry))
+			} else {
+				trigger = "interval"
+			}
+			fetchT.Reset(next)
 		case why := <-d.kick:
 			ran = d.sync(ctx, work, why)
 		case <-d.src.changes():
@@ -178,16 +187,17 @@ func (d *Daemon) sync(ctx, work context.Context, trigger string) bool {
 		return false
 	}
 	if snap.Revision == d.loop.rejected {
-		return false // still the broken revision: its error stays shown
+		d.sourceError(d.loop.rejectedMsg, snap.Revision, now) // still the broken revision
+		return false
 	}
 	repo, err := schema.LoadFS(snap.FS, snap.Dir, schema.LoadOptions{})
 	if err == nil {
 		err = repo.Usable()
 	}
 	if err != nil {
-		d.loop.rejected = snap.Revision
 		d.metrics.loadFailures.Inc()
 		msg := fmt.Sprintf("revision %s is not applied: %v", snap.Short(), err)
+		d.loop.rejected, d.loop.rejectedMsg = snap.Revision, msg
 		d.sourceError(msg, snap.Revision, now)
 		d.log.Warn("desired state rejected; the revision in force stays", "revision", snap.Short(), "in_force", d.inForce(), "err", err.Error())
 		return false
@@ -302,28 +312,33 @@ func (d *Daemon) reconcile(ctx, work context.Context, trigger string) bool {
 			}
 		}
 		if len(need) > 0 {
-			if blocked = fl.take(work, need); len(blocked) == 0 {
-				// Plan again under the lock: the workers may have changed meanwhile.
-				again, err := d.planPass(ctx, cur)
-				if err != nil || ctx.Err() != nil {
-					pl.p.deferAll(pl.toApply, "not applied: the daemon was shutting down")
-					pl.toApply = nil
-				} else {
-					pl = again
-				}
+			if held := fl.take(work, need); len(held) > 0 {
+				// Another daemon applies: this pass only reports.
+				maps.Copy(blocked, held)
+				pl.p.deferBlocked(pl.toApply, blocked, "another daemon holds a worker of this pass")
+				pl.toApply = nil
+			} else if again, err := d.planPass(ctx, cur); err != nil || ctx.Err() != nil {
+				pl.p.deferAll(pl.toApply, "not applied: the daemon was shutting down")
+				pl.toApply = nil
+			} else {
+				pl = again // planned again under the lock: the workers may have changed meanwhile
 			}
 		}
-		if len(blocked) > 0 {
-			fl.release(work)
-			for _, c := range pl.toApply {
-				msg, ok := blocked[c.Worker]
-				if !ok {
-					msg = "another daemon holds a worker of this pass"
-				}
-				pl.p.set(c.Tenant, dispDeferred, "waiting: "+msg)
+		// Only workers locked in this pass are changed; one that came back between the two
+		// observations waits for the next pass.
+		var locked []plan.Change
+		for _, c := range pl.toApply {
+			if fl.holds(c.Worker) {
+				locked = append(locked, c)
+			} else {
+				blocked[c.Worker] = "worker " + c.Worker + ": not locked in this pass"
+				pl.p.set(c.Tenant, dispDeferred, "waiting: "+blocked[c.Worker])
 			}
-		} else if len(pl.toApply) > 0 {
-			results, blocked = pl.p.applyWaves(ctx, work, pl.s, pl.toApply, fl)
+		}
+		if len(locked) > 0 {
+			var held map[string]string
+			results, held = pl.p.applyWaves(ctx, work, pl.s, locked, fl)
+			maps.Copy(blocked, held)
 		}
 	}
 	s, p, findings := pl.s, pl.p, pl.findings
@@ -817,6 +832,17 @@ func (p *pass) applyWaves(ctx, work context.Context, s *reconcile.Session, chang
 		}
 	}
 	return results, blocked
+}
+
+// deferBlocked marks changes as waiting for the lock of their worker.
+func (p *pass) deferBlocked(changes []plan.Change, blocked map[string]string, other string) {
+	for _, c := range changes {
+		msg, ok := blocked[c.Worker]
+		if !ok {
+			msg = other
+		}
+		p.set(c.Tenant, dispDeferred, "waiting: "+msg)
+	}
 }
 
 // deferAll marks changes as not applied in this pass.

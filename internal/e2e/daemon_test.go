@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -666,6 +667,11 @@ func TestDaemonShutdownMidApply(t *testing.T) {
 		}
 		return len(f.Containers()) > 0, nil
 	})
+	// Keep a handler of our own, so that the signal can never kill the test process even
+	// if the daemon had already returned (and stopped listening).
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGTERM)
+	defer signal.Stop(guard)
 	sent := time.Now()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
