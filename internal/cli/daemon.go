@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/firemountain/hermes-gitops/internal/daemon"
+	"github.com/firemountain/hermes-gitops/internal/logging"
 	"github.com/firemountain/hermes-gitops/reconcile/apply"
 	"github.com/firemountain/hermes-gitops/reconcile/worker"
 	"github.com/firemountain/hermes-gitops/schema"
@@ -94,7 +95,7 @@ Examples:
 			if !argsAtMost(env, args, 0, "daemon [FLAGS]") {
 				return ExitFailure
 			}
-			log, err := daemon.NewLogger(env.Stderr, logFormat, logLevel)
+			log, err := logging.New(env.Stderr, logFormat, logLevel)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}

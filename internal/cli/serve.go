@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,8 +21,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"golang.org/x/term"
 
+	"github.com/firemountain/hermes-gitops/internal/logging"
 	"github.com/firemountain/hermes-gitops/internal/wizard"
 )
 
@@ -122,7 +121,7 @@ Examples:
 				return errorf(env, "--mode must be direct or review, not %q", mode)
 			}
 			cfg.AllowedWorkers = allowed
-			log, err := serveLogger(env, logFormat, logLevel)
+			log, err := logging.New(env.Stderr, logFormat, logLevel)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}
@@ -300,28 +299,6 @@ func gitAuth(remote, user, token, keyFile, passphrase, knownHosts string) (trans
 		return auth, nil
 	}
 	return nil, nil
-}
-
-// serveLogger is the server's structured logger on stderr.
-func serveLogger(env *Env, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	var w io.Writer = env.Stderr
-	switch format {
-	case "auto":
-		if f, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
-		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format must be auto, text or json, not %q", format)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -10,18 +10,21 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/firemountain/hermes-gitops/internal/daemon"
 )
 
-// Phases of a tenant as the daemon reports them (GET /v1/tenants/{id}).
+// Phases of a tenant, as the daemon reports them (GET /v1/tenants/{id}); the daemon
+// package defines them.
 const (
-	PhasePending      = "pending"
-	PhaseProvisioning = "provisioning"
-	PhaseAwaitingAuth = "awaiting-auth"
-	PhaseReady        = "ready"
-	PhaseDrifted      = "drifted"
-	PhaseHeld         = "held"
-	PhaseError        = "error"
-	PhaseSuspended    = "suspended"
+	PhasePending      = daemon.PhasePending
+	PhaseProvisioning = daemon.PhaseProvisioning
+	PhaseAwaitingAuth = daemon.PhaseAwaitingAuth
+	PhaseReady        = daemon.PhaseReady
+	PhaseDrifted      = daemon.PhaseDrifted
+	PhaseHeld         = daemon.PhaseHeld
+	PhaseError        = daemon.PhaseError
+	PhaseSuspended    = daemon.PhaseSuspended
 )
 
 // Stages of a submission, as GET /v1/submissions/{tenantId}/status reports them.
@@ -41,6 +44,15 @@ type TenantStatus struct {
 	Phase     string `json:"phase"`
 	Revision  string `json:"revision,omitempty"`
 	LastError string `json:"lastError,omitempty"`
+}
+
+// InProcess reads tenant status from a daemon running in the same process.
+type InProcess struct{ Daemon *daemon.Daemon }
+
+// TenantStatus implements StatusSource.
+func (p InProcess) TenantStatus(_ context.Context, id string) (TenantStatus, bool, error) {
+	t, ok := p.Daemon.TenantStatus(id)
+	return TenantStatus{Phase: t.Phase, Revision: t.Revision, LastError: t.LastError}, ok, nil
 }
 
 // StatusSource tells the state of a tenant in the reconciler. found is false when the

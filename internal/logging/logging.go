@@ -1,4 +1,6 @@
-package daemon
+// Package logging builds the structured logger of hermesctl's long-running commands
+// (daemon, serve): text for people on a terminal, JSON for log collectors otherwise.
+package logging
 
 import (
 	"fmt"
@@ -10,12 +12,14 @@ import (
 	"golang.org/x/term"
 )
 
-// NewLogger returns the daemon's logger: format "text" (people), "json" (log
-// collectors) or "auto" (text when w is a terminal, JSON otherwise); level debug, info,
-// warn or error.
-func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// New returns a logger writing to w: format "text", "json" or "auto" (text when w is a
+// terminal, JSON otherwise; also for ""); level debug, info (also for ""), warn or error.
+func New(w io.Writer, format, level string) (*slog.Logger, error) {
+	if level == "" {
+		level = "info"
+	}
 	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(cmpOr(level, "info")))); err != nil {
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		return nil, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
@@ -31,11 +35,4 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be auto, text or json, not %q", format)
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
