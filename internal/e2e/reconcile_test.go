@@ -109,6 +109,9 @@ func TestReconcileLifecycle(t *testing.T) {
 	if strings.Contains(out, "Apply complete") {
 		t.Fatalf("second apply did something:\n%s", out)
 	}
+	if code, _, _ := f.CLI("plan", "--repo", f.Repo, "--detailed-exitcode"); code != 0 {
+		t.Fatalf("plan --detailed-exitcode on a converged fleet exited %d, want 0", code)
+	}
 	maya := f.Name("astral", "maya")
 	if l := f.Loaded(maya); l.Env["ANTHROPIC_API_KEY"] != SHA256(canaries["maya"]) || l.Provider != "anthropic" {
 		t.Fatalf("maya loaded %+v", l)
@@ -125,6 +128,9 @@ func TestReconcileLifecycle(t *testing.T) {
 	// 2. Rotate a provider key: patch .env and restart; the runner loaded the new key.
 	f.WriteTenant("astral", "maya", `  provider: {id: anthropic}
   telegram: {allowedUsers: [111111111]}`, map[string]string{"ANTHROPIC_API_KEY": canaries["maya2"], "TELEGRAM_BOT_TOKEN": canaries["tg"]})
+	if code, _, _ := f.CLI("plan", "--repo", f.Repo, "--detailed-exitcode"); code != 2 {
+		t.Fatalf("plan --detailed-exitcode with a change exited %d, want 2", code)
+	}
 	code, planOut, _ := f.CLI("plan", "--repo", f.Repo)
 	if code != 0 || !strings.Contains(planOut, "ANTHROPIC_API_KEY (secret changed) fp:") || !strings.Contains(planOut, "Plan: 0 to create, 0 to recreate, 1 to patch, 0 to delete") {
 		t.Fatalf("plan after key rotation:\n%s", planOut)
@@ -345,4 +351,29 @@ func assertHardened(t *testing.T, f *Fleet, name string) {
 		t.Errorf("%s: effective capabilities not zero", name)
 	}
 	_ = context.Background
+}
+
+// TestApplyReportsCrashLoop: a tenant whose container crash-loops is reported failed with
+// its last log lines, the secret it logged redacted; the other tenant of the same apply is
+// created all the same.
+func TestApplyReportsCrashLoop(t *testing.T) {
+	f := New(t, Options{})
+	f.WriteTenant("spawn", "good1", `  provider: {id: openrouter}`, map[string]string{"OPENROUTER_API_KEY": canaries["atlas"]})
+	f.WriteTenant("spawn", "bad1", `  provider: {id: anthropic}
+  hermesConfig: {standin_crash: ANTHROPIC_API_KEY}`, map[string]string{"ANTHROPIC_API_KEY": canaries["maya"]})
+	code, out, errOut := f.CLI("apply", "--repo", f.Repo, "--yes", "--timeout", "30s")
+	if code != 1 {
+		t.Fatalf("apply with a crash-looping tenant exited %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"w1/good1: create ok", "w1/bad1: create failed", "crash-looping",
+		"| runner: fatal: the provider rejected the key in ANTHROPIC_API_KEY: [secret ANTHROPIC_API_KEY]",
+		"Apply complete: 1 ok, 1 failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out)
+		}
+	}
+	if running := f.Docker("inspect", "-f", "{{.State.Running}}", f.Name("spawn", "good1")); running != "true" {
+		t.Error("the healthy tenant is not running")
+	}
+	assertNoCanary(t, f)
 }

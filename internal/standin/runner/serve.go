@@ -112,6 +112,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "runner: hermes-home %s: %v\n", home, err)
 		return 1
 	}
+	if code := crashOnPurpose(home, stderr); code != 0 {
+		return code
+	}
 	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		fmt.Fprintf(stderr, "runner: %v\n", err)
@@ -178,5 +181,27 @@ func loaded(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	stdout.Write(body)
+	return 0
+}
+
+// crashOnPurpose lets tests make a tenant crash-loop the way a careless runner does: a
+// top-level `standin_crash: KEY` in config.yaml makes it print the value of KEY from
+// .env (as a real runner might log a rejected API key) and exit 1. The reconciler must
+// report the crash with these log lines, the secret redacted.
+func crashOnPurpose(home string, stderr io.Writer) int {
+	cfg, err := os.ReadFile(filepath.Join(home, "config.yaml"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(cfg), "\n") {
+		key, ok := strings.CutPrefix(line, "standin_crash: ")
+		if !ok {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join(home, ".env"))
+		vals, _ := parseDotenv(env)
+		fmt.Fprintf(stderr, "runner: fatal: the provider rejected the key in %s: %s\n", strings.TrimSpace(key), vals[strings.TrimSpace(key)])
+		return 1
+	}
 	return 0
 }
