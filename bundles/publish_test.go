@@ -15,7 +15,7 @@ var publish = flag.Bool("publish", false, "record the digests of new built-in bu
 // recorded one. Without -publish it does nothing.
 func TestPublishBuiltin(t *testing.T) {
 	if !*publish {
-		t.Skip("run with -publish to record new built-in versions in bundles.sum")
+		return // run with -publish to record new built-in versions in bundles.sum
 	}
 	added, err := RecordSums(".")
 	if err != nil {

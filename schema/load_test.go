@@ -364,7 +364,7 @@ const aliasChildEnv = "SCHEMA_TEST_ALIAS_CASE"
 func TestAliasChild(t *testing.T) {
 	c := os.Getenv(aliasChildEnv)
 	if c == "" {
-		t.Skip("helper process of TestLoadAliases")
+		return // only the helper process of TestLoadAliases runs this
 	}
 	debug.SetMaxStack(64 << 20) // a runaway recursion dies in a second, not minutes
 	r := loadFiles(t, map[string]string{adaPath: aliasCases[c]})

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/firemountain/hermes-gitops/internal/testenv"
 )
 
 func TestQuote(t *testing.T) {
@@ -115,7 +117,7 @@ var nasty = []string{
 func shells(t testing.TB) []string {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skipf("no sh: %v", err)
+		testenv.Missing(t, "sh", err.Error())
 	}
 	out := []string{sh}
 	if bash, err := exec.LookPath("bash"); err == nil {

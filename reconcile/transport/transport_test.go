@@ -273,7 +273,7 @@ func TestUploadFailureKeepsOldFile(t *testing.T) {
 
 func TestUploadOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
+		testenv.Missing(t, "root", "changing a file's owner needs root")
 	}
 	transports(t, func(t *testing.T, tr Transport) {
 		dir := t.TempDir()
