@@ -56,6 +56,10 @@ demo-clean:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 30m $(PKGS)
 
+STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 	$(GO) vet $(PKGS)
+	@if [ -x "$(STATICCHECK)" ]; then echo "staticcheck $(PKGS)"; $(STATICCHECK) $(PKGS); \
+	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@v0.8.2): skipped"; fi

@@ -557,7 +557,7 @@ func (l *loader) parseSkillMD(mdPath string, data []byte, name, ver string, ctx 
 		if ctx != nil && !e.Optional && !slices.Contains(ctx.env, e.Name) {
 			bad("required_environment_variables", "required_environment_variables names %s, which the bundle's requires.env does not declare (or mark it optional: true)", e.Name)
 		}
-		env = append(env, EnvRequirement{Name: e.Name, Prompt: e.Prompt, Help: e.Help, RequiredFor: e.RequiredFor, Optional: e.Optional})
+		env = append(env, EnvRequirement(e))
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		l.add(fileErr(mdPath, 0, "no instructions after the front matter"))

@@ -48,11 +48,6 @@ type command struct {
 	noFlags bool // pass every argument through untouched
 }
 
-// usageError is returned by flag parsing helpers; it prints the usage line.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func commands() []*command {
 	return []*command{
 		validateCmd(),

@@ -371,12 +371,6 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 	return out
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
 
 // skillFindings compares the installed lock and skill files with the pins.
 func skillFindings(base Finding, h *live.Home, t *render.Tenant) []Finding {

@@ -10,86 +10,26 @@ import (
 	"testing"
 
 	"github.com/firemountain/hermes-gitops/internal/report"
-	"github.com/firemountain/hermes-gitops/reconcile/agent"
+	"github.com/firemountain/hermes-gitops/internal/testkit"
 	"github.com/firemountain/hermes-gitops/reconcile/drift"
 	"github.com/firemountain/hermes-gitops/reconcile/live"
 	"github.com/firemountain/hermes-gitops/reconcile/plan"
 	"github.com/firemountain/hermes-gitops/reconcile/render"
-	"github.com/firemountain/hermes-gitops/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-var key = []byte("0123456789abcdef0123456789abcdef")
-
-func fp(v string) string { return agent.Fingerprint(key, v) }
-
-// fixture renders tenants.example and a worker on which all of it runs as desired.
-func fixture(t *testing.T) ([]*render.Tenant, *live.Worker, *schema.Repo) {
-	t.Helper()
-	repo, err := schema.Load("../../tenants.example", schema.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := os.ReadFile("../../tenants.example/demo.agekey")
-	ids, err := schema.ParseIdentities(string(k), "demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo.Decrypt(ids)
-	var tenants []*render.Tenant
-	w := &live.Worker{Worker: "local"}
-	for _, tn := range repo.Tenants {
-		rt, err := render.Render(render.Input{Tenant: tn, App: repo.Apps[tn.Metadata.App], Worker: repo.Workers[tn.Spec.Worker], Catalogue: repo.Catalogue, Fingerprint: fp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tenants = append(tenants, rt)
-		c := rt.Container
-		ct := live.Container{Name: c.Name, Image: c.Image, Labels: c.Labels, Env: map[string]string{}, Mounts: c.Mounts, User: c.User,
-			CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges:true"}, Memory: c.MemoryBytes, PidsLimit: c.PidsLimit,
-			RestartPolicy: c.RestartPolicy, State: live.State{Status: "running", Running: true, Health: "healthy"}}
-		for _, e := range c.Env {
-			ct.Env[e.Name] = e.Fingerprint
-		}
-		w.Containers = append(w.Containers, ct)
-		h := live.Home{App: rt.App, ID: rt.ID, Path: rt.Home, Files: map[string]string{}, Env: &live.EnvShape{Keys: map[string]string{}, Mode: 0o600}}
-		for _, f := range rt.Files {
-			h.Files[f.Path] = f.Digest
-		}
-		for _, e := range rt.Env {
-			h.Env.Keys[e.Name] = e.Fingerprint
-			h.Env.Order = append(h.Env.Order, e.Name)
-		}
-		lock := rt.Lock
-		h.Lock = &lock
-		w.Homes = append(w.Homes, h)
-	}
-	return tenants, w, repo
-}
-
-func home(w *live.Worker, id string) *live.Home {
-	for i := range w.Homes {
-		if w.Homes[i].ID == id {
-			return &w.Homes[i]
-		}
-	}
-	return nil
-}
-
-func container(w *live.Worker, id string) *live.Container {
-	for i := range w.Containers {
-		if w.Containers[i].Tenant() == id {
-			return &w.Containers[i]
-		}
-	}
-	return nil
-}
+var (
+	fp        = testkit.FP
+	home      = testkit.Home
+	container = testkit.Container
+)
 
 // TestDriftReportGolden breaks the example fleet in the control planes' classic ways and
 // compares the JSON and markdown reports with golden files.
 func TestDriftReportGolden(t *testing.T) {
-	tenants, w, repo := fixture(t)
+	tenants, repo := testkit.Example(t, "../..")
+	w := testkit.Converged(tenants, false)
 
 	// .env edited by hand: a managed key changed, one added by hand.
 	nova := home(w, "nova")
@@ -128,10 +68,7 @@ func TestDriftReportGolden(t *testing.T) {
 	w.Containers = append(w.Containers, live.Container{Name: "spawn-tenant-gone", Labels: map[string]string{
 		live.LabelManagedBy: live.ManagedByValue, live.LabelTenant: "gone", live.LabelApp: "spawn"}, State: live.State{Status: "running", Running: true}})
 
-	scopes := map[string][]plan.Scope{"local": {
-		{App: "astral", Root: "/var/tmp/hermes-gitops-demo/astral/tenants", Prefix: "astral-tenant-"},
-		{App: "spawn", Root: "/var/tmp/hermes-gitops-demo/spawn/tenants", Prefix: "spawn-tenant-"},
-	}}
+	scopes := testkit.Scopes
 	obs := map[string]*live.Worker{"local": w}
 	p := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: scopes}, obs, plan.Options{})
 	findings := drift.Compute(drift.Input{Plan: p, Observed: obs, LiveConfs: map[string][]byte{"atlas": []byte(liveConf)}})

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/firemountain/hermes-gitops/internal/report"
-	"github.com/firemountain/hermes-gitops/reconcile/agent"
+	"github.com/firemountain/hermes-gitops/internal/testkit"
 	"github.com/firemountain/hermes-gitops/reconcile/live"
 	"github.com/firemountain/hermes-gitops/reconcile/plan"
 	"github.com/firemountain/hermes-gitops/reconcile/render"
@@ -19,77 +19,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// exampleScopes are where tenants.example's apps live on the local worker.
-var exampleScopes = map[string][]plan.Scope{"local": {
-	{App: "astral", Root: "/var/tmp/hermes-gitops-demo/astral/tenants", Prefix: "astral-tenant-"},
-	{App: "spawn", Root: "/var/tmp/hermes-gitops-demo/spawn/tenants", Prefix: "spawn-tenant-"},
-}}
+var (
+	exampleScopes = testkit.Scopes
+	fp            = testkit.FP
+	container     = testkit.Container
+	home          = testkit.Home
+)
 
-var fpKey = []byte("0123456789abcdef0123456789abcdef")
+func example(t testing.TB) ([]*render.Tenant, *schema.Repo) { return testkit.Example(t, "../..") }
 
-func fp(v string) string { return agent.Fingerprint(fpKey, v) }
-
-// example renders tenants.example with the demo key, as the CLI would.
-func example(t testing.TB) ([]*render.Tenant, *schema.Repo) {
-	t.Helper()
-	repo, err := schema.Load("../../tenants.example", schema.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile("../../tenants.example/demo.agekey")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := schema.ParseIdentities(string(key), "demo.agekey")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo.Decrypt(ids)
-	if repo.Problems.HasErrors() {
-		t.Fatalf("example has errors:\n%v", repo.Problems)
-	}
-	var out []*render.Tenant
-	for _, tn := range repo.Tenants {
-		rt, err := render.Render(render.Input{Tenant: tn, App: repo.Apps[tn.Metadata.App], Worker: repo.Workers[tn.Spec.Worker], Catalogue: repo.Catalogue, Fingerprint: fp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rt)
-	}
-	return out, repo
-}
-
-// converged is the observation of a worker on which every tenant is exactly as desired.
-func converged(tenants []*render.Tenant) *live.Worker {
-	w := &live.Worker{Worker: "local", FingerprintKey: fpKey}
-	for _, t := range tenants {
-		c := t.Container
-		ct := live.Container{ID: "id-" + t.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Env: map[string]string{"PATH": fp("/bin")},
-			Mounts: c.Mounts, User: c.User, CapDrop: []string{"ALL"}, CapAdd: []string{}, SecurityOpt: []string{"no-new-privileges:true"},
-			Memory: c.MemoryBytes, PidsLimit: c.PidsLimit, RestartPolicy: c.RestartPolicy,
-			State: live.State{Status: "running", Running: true, Health: "healthy"}}
-		for _, e := range append(slices.Clone(c.Env), c.SecretEnv...) {
-			ct.Env[e.Name] = e.Fingerprint
-		}
-		w.Containers = append(w.Containers, ct)
-		h := live.Home{App: t.App, ID: t.ID, Path: t.Home, Files: map[string]string{}, Env: &live.EnvShape{Keys: map[string]string{}, Mode: 0o600}}
-		for _, f := range t.Files {
-			h.Files[f.Path] = f.Digest
-		}
-		for _, e := range t.Env {
-			h.Env.Keys[e.Name] = e.Fingerprint
-			h.Env.Order = append(h.Env.Order, e.Name)
-		}
-		lock := t.Lock
-		h.Lock = &lock
-		if t.Provider.OAuth {
-			k := t.Provider.AuthKey()
-			h.Auth = &live.AuthShape{Valid: true, ActiveProvider: k, Providers: []string{k}, Pool: map[string]int{k: 1}, Mode: 0o600}
-		}
-		w.Homes = append(w.Homes, h)
-	}
-	return w
-}
+func converged(tenants []*render.Tenant) *live.Worker { return testkit.Converged(tenants, true) }
 
 func find[T any](items []T, match func(T) bool) *T {
 	for i := range items {
@@ -98,14 +37,6 @@ func find[T any](items []T, match func(T) bool) *T {
 		}
 	}
 	return nil
-}
-
-func container(w *live.Worker, id string) *live.Container {
-	return find(w.Containers, func(c live.Container) bool { return c.Tenant() == id })
-}
-
-func home(w *live.Worker, id string) *live.Home {
-	return find(w.Homes, func(h live.Home) bool { return h.ID == id })
 }
 
 func tenant(ts []*render.Tenant, id string) *render.Tenant {
