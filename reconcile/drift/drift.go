@@ -371,7 +371,6 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 	return out
 }
 
-
 // skillFindings compares the installed lock and skill files with the pins.
 func skillFindings(base Finding, h *live.Home, t *render.Tenant) []Finding {
 	var out []Finding
