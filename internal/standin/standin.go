@@ -34,12 +34,14 @@ const (
 var Applets = []string{"cat", "env", "hermes", "id", "ls", "rm", "touch"}
 
 // Dockerfile is the image recipe. The build context holds rootfs/ with /runner, the
-// /bin links to it and /tmp.
+// /bin links to it and /tmp. The health check answers fast (1s interval, so apply's wait
+// is short) but tolerates a loaded host: with a hundred containers on two cores a check
+// can take seconds, and ten in a row must fail before the container counts as unhealthy.
 const Dockerfile = `FROM scratch
 COPY rootfs/ /
 ENV HERMES_HOME=/data/hermes PATH=/bin
 USER 10000:10000
-HEALTHCHECK --interval=1s --timeout=2s --start-period=1s --retries=3 CMD ["/runner","health"]
+HEALTHCHECK --interval=1s --timeout=5s --start-period=1s --retries=10 CMD ["/runner","health"]
 ENTRYPOINT ["/runner"]
 `
 

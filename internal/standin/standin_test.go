@@ -12,7 +12,7 @@ func TestDockerfile(t *testing.T) {
 		"FROM scratch\n",
 		"ENV HERMES_HOME=/data/hermes PATH=/bin\n",
 		"USER 10000:10000\n",
-		`HEALTHCHECK --interval=1s --timeout=2s --start-period=1s --retries=3 CMD ["/runner","health"]` + "\n",
+		`HEALTHCHECK --interval=1s --timeout=5s --start-period=1s --retries=10 CMD ["/runner","health"]` + "\n",
 		`ENTRYPOINT ["/runner"]` + "\n",
 	} {
 		if !strings.Contains(Dockerfile, want) {
