@@ -24,6 +24,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/firemountain/hermes-gitops/internal/cli"
+	"github.com/firemountain/hermes-gitops/internal/standin"
 	"github.com/firemountain/hermes-gitops/internal/testenv"
 	"github.com/firemountain/hermes-gitops/reconcile"
 	"github.com/firemountain/hermes-gitops/reconcile/worker"
@@ -36,6 +37,8 @@ type Options struct {
 	SSH bool
 	// Proxy puts a TCP proxy between hermesctl and sshd, to cut the link.
 	Proxy bool
+	// NoHealthcheck runs the stand-in without its health check (scale benchmarks).
+	NoHealthcheck bool
 }
 
 // Fleet is one test's world.
@@ -89,6 +92,12 @@ func AgentBinary(t testing.TB) *worker.AgentBinary {
 func New(t testing.TB, opts Options) *Fleet {
 	t.Helper()
 	image := testenv.RunnerImage(t)
+	if opts.NoHealthcheck {
+		var err error
+		if image, err = standin.BuildWithoutHealthcheck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f := &Fleet{T: t, Image: image, Repo: t.TempDir(), Root: t.TempDir(), Agent: AgentBinary(t)}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())))
 	f.Prefix = "e2e" + hex.EncodeToString(sum[:4]) + "-"

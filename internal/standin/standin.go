@@ -90,6 +90,33 @@ func Build(ctx context.Context) (tag string, err error) {
 	return tag, nil
 }
 
+// BuildWithoutHealthcheck returns the stand-in with its health check switched off
+// (<tag>-nohc, derived FROM the local image, never pulled). Scale benchmarks use it: a
+// hundred containers each probed every second would measure Docker's exec overhead,
+// not the reconciler.
+func BuildWithoutHealthcheck(ctx context.Context) (string, error) {
+	base, err := Build(ctx)
+	if err != nil {
+		return "", err
+	}
+	tag := base + "-nohc"
+	if _, err := docker(ctx, "image", "inspect", "--format", "{{.Id}}", tag); err == nil {
+		return tag, nil
+	}
+	work, err := os.MkdirTemp("", "hermes-standin-nohc-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	if err := os.WriteFile(filepath.Join(work, "Dockerfile"), []byte("FROM "+base+"\nHEALTHCHECK NONE\n"), 0o644); err != nil {
+		return "", err
+	}
+	if _, err := docker(ctx, "build", "--pull=false", "-t", tag, work); err != nil {
+		return "", fmt.Errorf("stand-in runner image %s: %w", tag, err)
+	}
+	return tag, nil
+}
+
 // runnerDir finds ./runner next to this file; with -trimpath the recorded path is not a
 // real one, so ask `go list` instead (works from inside the module).
 func runnerDir(ctx context.Context) (string, error) {

@@ -228,7 +228,9 @@ func waitContainer(ctx context.Context, w WaitSpec) StepResult {
 	var first *inspectJSON
 	var runningSince time.Time
 	var last inspectJSON
-	tick := time.NewTicker(100 * time.Millisecond)
+	// Each poll is a docker CLI process: a quarter second keeps eight concurrent waits
+	// from eating a small worker's CPU.
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		out, err := docker(ctx, "inspect", "--type", "container", w.Container)
