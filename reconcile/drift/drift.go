@@ -204,55 +204,25 @@ func containerFindings(base Finding, c *plan.Change, t *render.Tenant) []Finding
 	case st.Health == "unhealthy":
 		add(ContainerUnhealthy, ct.Name, "healthy", "unhealthy", "the container's health check fails")
 	}
-	if ct.Image != want.Image {
-		add(ContainerImage, "image", want.Image, ct.Image, "the container runs an image other than the pinned one")
-	}
-	for _, e := range append(slices.Clone(want.Env), want.SecretEnv...) {
-		fp, ok := ct.Env[e.Name]
-		switch {
-		case !ok:
-			add(ContainerEnvMissing, e.Name, e.Name+" set at creation", "not in the container's environment",
-				"the container was created without "+e.Name+"; env is fixed at creation, so a restart cannot fix it")
-		case fp != e.Fingerprint:
-			add(ContainerEnvDiffers, e.Name, e.Fingerprint, fp, e.Name+" in the container differs from git")
-		}
-	}
-	hasDrop := slices.ContainsFunc(ct.CapDrop, func(s string) bool { return strings.EqualFold(strings.TrimPrefix(s, "CAP_"), "ALL") })
-	if !hasDrop {
-		add(ContainerHardening, "cap-drop", "--cap-drop=ALL", "capabilities kept: "+orNone(ct.CapDrop), "the container keeps Linux capabilities")
-	}
-	if len(ct.CapAdd) > 0 {
-		add(ContainerHardening, "cap-add", "none", strings.Join(ct.CapAdd, ","), "the container was given extra capabilities")
-	}
-	nnp := slices.ContainsFunc(ct.SecurityOpt, func(s string) bool {
-		return s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
-	})
-	if !nnp {
-		add(ContainerHardening, "no-new-privileges", "--security-opt no-new-privileges:true", orNone(ct.SecurityOpt), "processes in the container may gain privileges")
-	}
-	if want.MemoryBytes > 0 && ct.Memory != want.MemoryBytes {
-		liveMem := "no limit"
-		if ct.Memory > 0 {
-			liveMem = fmt.Sprintf("%d bytes", ct.Memory)
-		}
-		add(ContainerHardening, "memory", want.Memory, liveMem, "the container's memory limit differs")
-	}
-	// The rest of the spec (mounts, user, pids, restart policy, name).
-	for _, r := range plan.ContainerDiff(want, *ct) {
-		if strings.HasPrefix(r, "mounts") || strings.HasPrefix(r, "user") || strings.HasPrefix(r, "pids") ||
-			strings.HasPrefix(r, "restart policy") || strings.HasPrefix(r, "container name") {
-			add(ContainerSpec, strings.SplitN(r, " ", 2)[0], "as in git", r, "the container differs from its spec: "+r)
+	// The spec: the planner's comparison, its fields mapped to finding codes.
+	for _, d := range plan.ContainerDiff(want, *ct) {
+		switch d.Field {
+		case plan.FieldEnvMissing:
+			add(ContainerEnvMissing, d.Subject, d.Want, d.Got,
+				"the container was created without "+d.Subject+"; env is fixed at creation, so a restart cannot fix it")
+		case plan.FieldEnvDiffers:
+			add(ContainerEnvDiffers, d.Subject, d.Want, d.Got, d.Subject+" in the container differs from git")
+		case plan.FieldImage:
+			add(ContainerImage, "image", d.Want, d.Got, "the container runs an image other than the pinned one")
+		case plan.FieldCapDrop, plan.FieldCapAdd, plan.FieldNoNewPrivileges, plan.FieldMemory:
+			add(ContainerHardening, d.Field, d.Want, d.Got, "hardening: "+strings.TrimPrefix(d.Reason, "hardening: "))
+		default:
+			add(ContainerSpec, d.Field, d.Want, d.Got, "the container differs from its spec: "+d.Reason)
 		}
 	}
 	return out
 }
 
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ",")
-}
 
 func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byte) []Finding {
 	var out []Finding

@@ -263,7 +263,9 @@ func tenantChange(t *render.Tenant, ix *index) Change {
 	fileReasons := c.diffFiles(t)
 	var specReasons []string
 	if c.Observed != nil {
-		specReasons = ContainerDiff(t.Container, *c.Observed)
+		for _, d := range ContainerDiff(t.Container, *c.Observed) {
+			specReasons = append(specReasons, d.Reason)
+		}
 	}
 	c.AwaitingAuth, _ = authIncomplete(t, c.Home)
 
