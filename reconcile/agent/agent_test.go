@@ -297,3 +297,14 @@ func TestStepsStopAtFirstFailure(t *testing.T) {
 		t.Fatalf("archive lost data: %q", got)
 	}
 }
+
+func TestOptionalStepsDoNotStopTheBatch(t *testing.T) {
+	dir := t.TempDir()
+	res := RunSteps(context.Background(), []Step{
+		{Op: OpWrite, Path: "relative", Optional: true},
+		{Op: OpWrite, Path: filepath.Join(dir, "after"), Content: []byte("x")},
+	})
+	if res[0].Status != StatusFailed || res[1].Status != StatusOK {
+		t.Fatalf("results %+v", res)
+	}
+}

@@ -87,6 +87,9 @@ type Step struct {
 	// IgnoreMissing makes a docker step succeed when the container does not exist
 	// ("No such container"), so removals are idempotent.
 	IgnoreMissing bool `json:"ignoreMissing,omitempty"`
+	// Optional steps are checks: a failure is reported but does not stop the batch, so
+	// independent checks share one round trip.
+	Optional bool `json:"optional,omitempty"`
 	// EnvNamesOnly makes a docker step return only the variable names of output that
 	// lists an environment (KEY=VALUE, newline- or NUL-separated): values stay here.
 	EnvNamesOnly bool      `json:"envNamesOnly,omitempty"`

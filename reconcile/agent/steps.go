@@ -16,8 +16,8 @@ import (
 	"github.com/firemountain/hermes-gitops/reconcile/live"
 )
 
-// RunSteps executes steps in order; the first failure stops the batch and the remaining
-// steps are reported skipped.
+// RunSteps executes steps in order; the first failure of a step that is not Optional
+// stops the batch and the remaining steps are reported skipped.
 func RunSteps(ctx context.Context, steps []Step) []StepResult {
 	results := make([]StepResult, len(steps))
 	failed := false
@@ -31,7 +31,7 @@ func RunSteps(ctx context.Context, steps []Step) []StepResult {
 		if r.Status == "" {
 			r.Status = StatusOK
 		}
-		if r.Status == StatusFailed {
+		if r.Status == StatusFailed && !s.Optional {
 			failed = true
 		}
 		results[i] = r

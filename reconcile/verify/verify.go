@@ -61,83 +61,108 @@ func Targets(p *plan.Plan, ids []string) []Target {
 
 const probeDir = "knowledge/raw"
 
-// Run verifies targets on one worker. Cross-tenant isolation is checked against every
-// other target on the same worker. Probes are removed afterwards.
+// Run verifies targets on one worker in one round trip: the probes are written, every
+// check of every tenant runs (checks are optional steps, so one failure does not skip the
+// rest), each container lists the knowledge directory of every mount it has, and the
+// probes are removed. Cross-tenant isolation is checked against every other target on
+// the same worker.
 func Run(ctx context.Context, conn *worker.Conn, targets []Target) []Check {
 	var checks []Check
 	tag := randomTag()
-	probes := map[string]string{} // tenant → probe file name written from the host
-	var cleanup []agent.Step
 	var up []Target
-
 	for _, t := range targets {
-		r := func(name string, pass bool, evidence string) {
-			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: name, Pass: pass, Evidence: evidence})
-		}
 		if t.Container == nil || !t.Container.State.Running {
 			state := "no container"
 			if t.Container != nil {
 				state = t.Container.State.Status
 			}
-			r(Running, false, "container "+t.Tenant.Container.Name+": "+state)
+			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: Running, Evidence: "container " + t.Tenant.Container.Name + ": " + state})
 			continue
 		}
 		up = append(up, t)
-		name := t.Tenant.Container.Name
-		mount := mountPath(t)
-		hostProbe := ".hermes-verify-" + tag + "-" + t.Tenant.ID
-		inProbe := ".hermes-verify-" + tag + "-" + t.Tenant.ID + "-inside"
-		probes[t.Tenant.ID] = hostProbe
+	}
+	if len(up) == 0 {
+		return checks
+	}
+
+	probe := func(t Target) string { return ".hermes-verify-" + tag + "-" + t.Tenant.ID }
+	inside := func(t Target) string { return probe(t) + "-inside" }
+	var steps, cleanup []agent.Step
+	check := func(st agent.Step) int {
+		st.Optional = true
+		steps = append(steps, st)
+		return len(steps) - 1
+	}
+	for _, t := range up {
 		var owner *agent.Owner
 		if t.Tenant.Owner != nil {
 			owner = &agent.Owner{UID: t.Tenant.Owner.UID, GID: t.Tenant.Owner.GID}
 		}
-		hostPath := path.Join(t.Tenant.Home, probeDir, hostProbe)
-		steps := []agent.Step{
-			{Op: agent.OpWrite, Path: hostPath, Content: []byte("hermes-gitops verify probe\n"), Mode: 0o644, Owner: owner},
-			{Op: agent.OpDocker, Argv: runtime.Exec(name, "ls", "-1a", path.Join(mount, probeDir))},
-			{Op: agent.OpDocker, Argv: runtime.Exec(name, "touch", path.Join(mount, probeDir, inProbe))},
-			{Op: agent.OpRead, Path: path.Join(t.Tenant.Home, probeDir, inProbe)},
-			{Op: agent.OpDocker, Argv: runtime.Exec(name, "cat", "/proc/1/status")},
-			{Op: agent.OpDocker, Argv: runtime.Exec(name, "cat", "/proc/1/environ"), EnvNamesOnly: true},
-		}
+		host := path.Join(t.Tenant.Home, probeDir, probe(t))
+		check(agent.Step{Op: agent.OpWrite, Path: host, Content: []byte("hermes-gitops verify probe\n"), Mode: 0o644, Owner: owner})
 		cleanup = append(cleanup,
-			agent.Step{Op: agent.OpRemove, Path: hostPath},
-			agent.Step{Op: agent.OpRemove, Path: path.Join(t.Tenant.Home, probeDir, inProbe)})
-		res, err := conn.Steps(ctx, steps)
-		if err != nil {
-			r(KBHostToContainer, false, err.Error())
-			continue
+			agent.Step{Op: agent.OpRemove, Path: host, Optional: true},
+			agent.Step{Op: agent.OpRemove, Path: path.Join(t.Tenant.Home, probeDir, inside(t)), Optional: true})
+	}
+	type idx struct{ ls, touch, read, status, environ int }
+	at := make([]idx, len(up))
+	listings := make([][]int, len(up)) // per tenant, one listing per mount
+	for i, t := range up {
+		name, mount := t.Tenant.Container.Name, mountPath(t)
+		at[i] = idx{
+			ls:      check(agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(name, "ls", "-1a", path.Join(mount, probeDir))}),
+			touch:   check(agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(name, "touch", path.Join(mount, probeDir, inside(t)))}),
+			read:    check(agent.Step{Op: agent.OpRead, Path: path.Join(t.Tenant.Home, probeDir, inside(t))}),
+			status:  check(agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(name, "cat", "/proc/1/status")}),
+			environ: check(agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(name, "cat", "/proc/1/environ"), EnvNamesOnly: true}),
 		}
-		fail := func(i int) string { return res[i].Status + ": " + res[i].Error }
-		if res[1].Status == agent.StatusOK && slices.Contains(lines(res[1].Output), hostProbe) {
+		for _, m := range t.Container.Mounts {
+			listings[i] = append(listings[i], check(agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(name, "ls", "-1a", path.Join(m.Destination, probeDir))}))
+		}
+	}
+	res, err := conn.Steps(ctx, append(steps, cleanup...))
+	if err != nil {
+		for _, t := range up {
+			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: KBHostToContainer, Evidence: err.Error()})
+		}
+		return checks
+	}
+
+	for i, t := range up {
+		r := func(name string, pass bool, evidence string) {
+			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: name, Pass: pass, Evidence: evidence})
+		}
+		ok := func(j int) bool { return res[j].Status == agent.StatusOK }
+		fail := func(j int) string { return res[j].Status + ": " + res[j].Error }
+		mount := mountPath(t)
+		x := at[i]
+		if ok(x.ls) && slices.Contains(lines(res[x.ls].Output), probe(t)) {
 			r(KBHostToContainer, true, "a file written on the host into "+probeDir+" is listed at "+path.Join(mount, probeDir)+" in the container")
 		} else {
-			r(KBHostToContainer, false, "the host probe is not visible in the container: "+or(res[1].Output, fail(1)))
+			r(KBHostToContainer, false, "the host probe is not visible in the container: "+or(res[x.ls].Output, fail(x.ls)))
 		}
-		if res[3].Status == agent.StatusOK && res[3].State == "" {
+		if ok(x.touch) && ok(x.read) && res[x.read].State == "" {
 			r(KBContainerToHost, true, "a file written in the container appears in "+path.Join(t.Tenant.Home, probeDir)+" on the host")
 		} else {
-			r(KBContainerToHost, false, "a file written in the container did not reach the host: "+or(res[3].State, fail(2)))
+			r(KBContainerToHost, false, "a file written in the container did not reach the host: "+or(res[x.read].State, fail(x.touch)))
 		}
-		if capEff := field(res[4].Output, "CapEff:"); res[4].Status == agent.StatusOK && strings.Trim(capEff, "0") == "" && capEff != "" {
+		if capEff := field(res[x.status].Output, "CapEff:"); ok(x.status) && capEff != "" && strings.Trim(capEff, "0") == "" {
 			r(Capabilities, true, "CapEff "+capEff)
 		} else {
-			r(Capabilities, false, "CapEff "+or(capEff, fail(4)))
+			r(Capabilities, false, "CapEff "+or(capEff, fail(x.status)))
 		}
-		names := lines(res[5].Output)
+		names := lines(res[x.environ].Output)
 		var missing []string
 		for _, e := range append(slices.Clone(t.Tenant.Container.Env), t.Tenant.Container.SecretEnv...) {
 			if !slices.Contains(names, e.Name) {
 				missing = append(missing, e.Name)
 			}
 		}
-		if res[5].Status == agent.StatusOK && len(missing) == 0 {
+		if ok(x.environ) && len(missing) == 0 {
 			r(ProcessEnv, true, "process environment has "+envList(t.Tenant.Container))
 		} else {
-			r(ProcessEnv, false, "missing from the process environment: "+or(strings.Join(missing, ", "), fail(5)))
+			r(ProcessEnv, false, "missing from the process environment: "+or(strings.Join(missing, ", "), fail(x.environ)))
 		}
-		// Mounts: only the tenant's own hermes-home.
 		var foreign []string
 		for _, m := range t.Container.Mounts {
 			if m.Source != t.Tenant.Home {
@@ -149,51 +174,29 @@ func Run(ctx context.Context, conn *worker.Conn, targets []Target) []Check {
 		} else {
 			r(IsolationMounts, false, "other host paths are mounted: "+strings.Join(foreign, "; "))
 		}
-	}
-
-	// Isolation: no container sees another tenant's probe, in its own knowledge dir or in
-	// any other mount.
-	for _, t := range up {
-		var steps []agent.Step
-		var dirs []string
-		for _, m := range t.Container.Mounts {
-			d := path.Join(m.Destination, probeDir)
-			dirs = append(dirs, d)
-			steps = append(steps, agent.Step{Op: agent.OpDocker, Argv: runtime.Exec(t.Tenant.Container.Name, "ls", "-1a", d)})
-		}
-		if len(steps) == 0 {
-			continue
-		}
+		// Isolation: no other tenant's probe in any directory this container can list.
 		seen := map[string]bool{}
-		// Each listing is its own batch: a missing directory in one mount must not skip the others.
-		for _, st := range steps {
-			res, err := conn.Steps(ctx, []agent.Step{st})
-			if err != nil || res[0].Status != agent.StatusOK {
-				continue
-			}
-			for _, l := range lines(res[0].Output) {
-				seen[l] = true
+		var dirs []string
+		for k, j := range listings[i] {
+			dirs = append(dirs, path.Join(t.Container.Mounts[k].Destination, probeDir))
+			if ok(j) {
+				for _, l := range lines(res[j].Output) {
+					seen[l] = true
+				}
 			}
 		}
 		var leaked []string
-		for id, probe := range probes {
-			if id != t.Tenant.ID && seen[probe] {
-				leaked = append(leaked, id)
+		for _, o := range up {
+			if o.Tenant.ID != t.Tenant.ID && seen[probe(o)] {
+				leaked = append(leaked, o.Tenant.ID)
 			}
 		}
 		slices.Sort(leaked)
 		if len(leaked) == 0 {
-			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: IsolationProbe, Pass: true,
-				Evidence: fmt.Sprintf("none of the other %d tenants' probes is visible in %s", len(probes)-1, strings.Join(dirs, ", "))})
+			r(IsolationProbe, true, fmt.Sprintf("none of the other %d tenants' probes is visible in %s", len(up)-1, strings.Join(dirs, ", ")))
 		} else {
-			checks = append(checks, Check{Worker: conn.Name, Tenant: t.Tenant.ID, Name: IsolationProbe, Pass: false,
-				Evidence: "probes of other tenants are visible: " + strings.Join(leaked, ", ")})
+			r(IsolationProbe, false, "probes of other tenants are visible: "+strings.Join(leaked, ", "))
 		}
-	}
-
-	if len(cleanup) > 0 {
-		cctx := context.WithoutCancel(ctx)
-		_, _ = conn.Steps(cctx, cleanup)
 	}
 	return checks
 }
