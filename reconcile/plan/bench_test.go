@@ -47,7 +47,7 @@ func BenchmarkPlan1000(b *testing.B) {
 		w.Homes[i].Files["config.yaml"] = "sha256:drifted"
 	}
 	obs := map[string]*live.Worker{"w1": w}
-	d := plan.Desired{Tenants: tenants, Workers: []string{"w1"}}
+	d := plan.Desired{Tenants: tenants, Workers: []string{"w1"}, Scopes: map[string][]plan.Scope{"w1": {{App: "spawn", Root: "/srv/spawn", Prefix: "spawn-tenant-"}}}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var p *plan.Plan

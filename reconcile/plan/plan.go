@@ -73,8 +73,7 @@ type Desired struct {
 	Workers []string
 	// Scopes are, per worker, where each app keeps its tenants: a managed container is
 	// this desired state's (its tenant's, or an orphan) only inside them, so that several
-	// fleets (or a demo) can share a Docker host without touching each other. A worker
-	// without scopes (test fixtures) takes every managed container.
+	// fleets (or a demo) can share a Docker host without touching each other.
 	Scopes map[string][]Scope
 	// Empty is true when the desired state has no tenants at all; then nothing is ever
 	// deleted or pruned, whatever the flags.
@@ -232,7 +231,7 @@ func newIndex(w *live.Worker, scopes []Scope) *index {
 	ix := &index{containers: make(map[string]*live.Container, len(w.Containers)), homes: make(map[string]*live.Home, len(w.Homes))}
 	for i := range w.Containers {
 		c := &w.Containers[i]
-		if id := c.Tenant(); id != "" && ix.containers[id] == nil && (scopes == nil || owns(scopes, c)) {
+		if id := c.Tenant(); id != "" && ix.containers[id] == nil && owns(scopes, c) {
 			ix.containers[id] = c
 		}
 	}

@@ -136,7 +136,7 @@ func TestPlanGolden(t *testing.T) {
 
 func TestPlanUnreachableWorkerHoldsItsTenants(t *testing.T) {
 	tenants, _ := example(t)
-	p := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}}, map[string]*live.Worker{}, plan.Options{Prune: true})
+	p := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: exampleScopes}, map[string]*live.Worker{}, plan.Options{Prune: true})
 	for _, c := range p.Changes {
 		if c.Action != plan.Hold {
 			t.Errorf("%s: %s on an unreachable worker", c.Tenant, c.Action)
@@ -151,9 +151,9 @@ func TestPlanIsSortedAndDeterministic(t *testing.T) {
 	tenants, _ := example(t)
 	w := converged(tenants)
 	slices.Reverse(tenants)
-	a := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}}, map[string]*live.Worker{"local": w}, plan.Options{})
+	a := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: exampleScopes}, map[string]*live.Worker{"local": w}, plan.Options{})
 	slices.Reverse(tenants)
-	b := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}}, map[string]*live.Worker{"local": w}, plan.Options{})
+	b := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: exampleScopes}, map[string]*live.Worker{"local": w}, plan.Options{})
 	var ja, jb bytes.Buffer
 	report.PlanJSON(&ja, a)
 	report.PlanJSON(&jb, b)
@@ -174,7 +174,7 @@ func TestPlanShowsNoSecret(t *testing.T) {
 	w := converged(tenants)
 	home(w, "nova").Env.Keys["OPENAI_API_KEY"] = fp("old")
 	w.Containers = slices.DeleteFunc(w.Containers, func(c live.Container) bool { return c.Tenant() == "mayaastral" })
-	p := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}}, map[string]*live.Worker{"local": w}, plan.Options{})
+	p := plan.Compute(plan.Desired{Tenants: tenants, Workers: []string{"local"}, Scopes: exampleScopes}, map[string]*live.Worker{"local": w}, plan.Options{})
 	var out bytes.Buffer
 	report.PlanText(&out, p, report.Colors{}, true)
 	report.PlanJSON(&out, p)
