@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -72,11 +71,33 @@ func (f *authFlags) load() (*schema.Repo, error) {
 }
 
 func (f *authFlags) dial(env *Env, w *schema.Worker) (*worker.Conn, error) {
-	key := f.sshKey
-	if key == "" {
-		key = env.Getenv("HERMES_SSH_KEY_FILE")
+	return worker.Dial(w, workerOptions(env, f.sshKey, f.repo))
+}
+
+// open is the start of login and repair: one tenant argument, the repository, the
+// OAuth tenant (accepted by check, if given) and a connection to its worker.
+func (f *authFlags) open(env *Env, args []string, usage string, check func(*oauthTenant) error) (*schema.Repo, *oauthTenant, *worker.Conn, error) {
+	if len(args) != 1 {
+		return nil, nil, nil, fmt.Errorf("name one tenant\nUsage: hermesctl %s", usage)
 	}
-	return worker.Dial(w, worker.Options{KeyFile: key, KeyPassphrase: []byte(env.Getenv("HERMES_SSH_KEY_PASSPHRASE")), RepoDir: f.repo})
+	repo, err := f.load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t, err := findOAuthTenant(repo, args[0])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if check != nil {
+		if err := check(t); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	conn, err := f.dial(env, t.worker)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("tenant %s: %w", t.id, err)
+	}
+	return repo, t, conn, nil
 }
 
 // oauthTenant is an OAuth tenant and where it lives.
@@ -140,14 +161,15 @@ func observeTenant(ctx context.Context, conn *worker.Conn, repo *schema.Repo, t 
 	return t.container(obs), obs.Home(t.app.Metadata.Name, t.id), nil
 }
 
-// container finds the tenant's managed container: its tenant and app labels and a name
-// with the app's prefix (the exact name first), so that a namesake tenant of another app
-// or fleet on the same Docker engine is never the one logged in.
+// container finds the tenant's managed container, by the same scope rule as the
+// planner: a namesake tenant of another app or fleet on the same Docker engine is never
+// the one logged in. The exact name wins over another owned container.
 func (t *oauthTenant) container(obs *live.Worker) *live.Container {
+	scope := live.Scope{App: t.app.Metadata.Name, Root: schema.AppRoot(t.app, t.worker), Prefix: t.app.Spec.ContainerPrefix}
 	var found *live.Container
 	for i := range obs.Containers {
 		c := &obs.Containers[i]
-		if c.Tenant() != t.id || c.App() != t.app.Metadata.Name || !strings.HasPrefix(c.Name, t.app.Spec.ContainerPrefix) {
+		if c.Tenant() != t.id || !scope.Owns(c) {
 			continue
 		}
 		if c.Name == t.app.Spec.ContainerPrefix+t.id {
@@ -190,20 +212,9 @@ Examples:
   echo CODE | hermesctl auth login cody1   # a device code from a pipe`,
 		flags: af.register,
 		run: func(ctx context.Context, env *Env, args []string) int {
-			if len(args) != 1 {
-				return errorf(env, "name one tenant\nUsage: hermesctl auth login TENANT [--repo DIR]")
-			}
-			repo, err := af.load()
+			repo, t, conn, err := af.open(env, args, "auth login TENANT [--repo DIR]", nil)
 			if err != nil {
 				return errorf(env, "%v", err)
-			}
-			t, err := findOAuthTenant(repo, args[0])
-			if err != nil {
-				return errorf(env, "%v", err)
-			}
-			conn, err := af.dial(env, t.worker)
-			if err != nil {
-				return errorf(env, "tenant %s: %v", t.id, err)
 			}
 			defer conn.Close()
 			ct, _, err := observeTenant(ctx, conn, repo, t)
@@ -301,23 +312,14 @@ Examples:
   hermesctl auth repair cody1 --repo ~/fleet`,
 		flags: af.register,
 		run: func(ctx context.Context, env *Env, args []string) int {
-			if len(args) != 1 {
-				return errorf(env, "name one tenant\nUsage: hermesctl auth repair TENANT [--repo DIR]")
-			}
-			repo, err := af.load()
+			_, t, conn, err := af.open(env, args, "auth repair TENANT [--repo DIR]", func(t *oauthTenant) error {
+				if t.provider.ID != "openai-codex" {
+					return fmt.Errorf("tenant %s: auth repair completes the openai-codex runtime shape only; for %s, log in again with 'hermesctl auth login %s'", t.id, t.provider.ID, t.id)
+				}
+				return nil
+			})
 			if err != nil {
 				return errorf(env, "%v", err)
-			}
-			t, err := findOAuthTenant(repo, args[0])
-			if err != nil {
-				return errorf(env, "%v", err)
-			}
-			if t.provider.ID != "openai-codex" {
-				return errorf(env, "tenant %s: auth repair completes the openai-codex runtime shape only; for %s, log in again with 'hermesctl auth login %s'", t.id, t.provider.ID, t.id)
-			}
-			conn, err := af.dial(env, t.worker)
-			if err != nil {
-				return errorf(env, "tenant %s: %v", t.id, err)
 			}
 			defer conn.Close()
 			file := path.Join(t.home, live.AuthFile)

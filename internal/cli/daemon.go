@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"github.com/firemountain/hermes-gitops/internal/daemon"
 	"github.com/firemountain/hermes-gitops/internal/logging"
 	"github.com/firemountain/hermes-gitops/reconcile/apply"
-	"github.com/firemountain/hermes-gitops/reconcile/worker"
 	"github.com/firemountain/hermes-gitops/schema"
 )
 
@@ -102,9 +102,9 @@ Examples:
 			cfg.Dir = dir
 			cfg.Logger = log
 			cfg.Auth = daemon.GitAuth{
-				SSHKeyFile:       firstOf(gitKeyFile, env.Getenv("HERMES_GIT_SSH_KEY_FILE")),
+				SSHKeyFile:       cmp.Or(gitKeyFile, env.Getenv("HERMES_GIT_SSH_KEY_FILE")),
 				SSHKeyPassphrase: env.Getenv("HERMES_GIT_SSH_KEY_PASSPHRASE"),
-				KnownHostsFile:   firstOf(knownHosts, env.Getenv("HERMES_GIT_KNOWN_HOSTS")),
+				KnownHostsFile:   cmp.Or(knownHosts, env.Getenv("HERMES_GIT_KNOWN_HOSTS")),
 				Username:         gitUser,
 				Token:            env.Getenv("HERMES_GIT_TOKEN"),
 			}
@@ -115,7 +115,7 @@ Examples:
 				}
 				cfg.Auth.Token = strings.TrimSpace(string(b))
 			}
-			secret := firstOf(webhookSecret, env.Getenv("HERMES_WEBHOOK_SECRET"))
+			secret := cmp.Or(webhookSecret, env.Getenv("HERMES_WEBHOOK_SECRET"))
 			if secretFile != "" {
 				b, err := os.ReadFile(secretFile)
 				if err != nil {
@@ -132,8 +132,7 @@ Examples:
 				log.Warn("no age private key configured (SOPS_AGE_KEY_FILE or SOPS_AGE_KEY): tenants with secrets are held")
 			}
 			cfg.Identities = ids
-			key := firstOf(sshKey, env.Getenv("HERMES_SSH_KEY_FILE"))
-			cfg.Worker = worker.Options{KeyFile: key, KeyPassphrase: []byte(env.Getenv("HERMES_SSH_KEY_PASSPHRASE"))}
+			cfg.Worker = workerOptions(env, sshKey, "")
 			cfg.Apply = apply.Options{Concurrency: concurrency, WaitTimeout: timeout}
 			if cfg.Listen != "" && secret == "" {
 				log.Info("no webhook secret: POST /hooks/git is disabled (set HERMES_WEBHOOK_SECRET)")
@@ -150,13 +149,4 @@ Examples:
 			return ExitOK
 		},
 	}
-}
-
-func firstOf(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

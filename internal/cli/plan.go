@@ -68,13 +68,9 @@ func (f *fleetFlags) session(ctx context.Context, env *Env, prune bool) (*reconc
 	if err != nil {
 		return nil, err
 	}
-	key := f.sshKey
-	if key == "" {
-		key = env.Getenv("HERMES_SSH_KEY_FILE")
-	}
 	cfg := reconcile.Config{
 		Identities: ids,
-		Worker:     worker.Options{KeyFile: key, KeyPassphrase: []byte(env.Getenv("HERMES_SSH_KEY_PASSPHRASE")), RepoDir: f.repo},
+		Worker:     workerOptions(env, f.sshKey, f.repo),
 		Filter:     reconcile.Filter{Workers: f.workers, Tenants: f.tenants},
 		Prune:      prune,
 	}
@@ -82,6 +78,16 @@ func (f *fleetFlags) session(ctx context.Context, env *Env, prune bool) (*reconc
 		fmt.Fprintf(env.Stderr, "warning: %v; tenants with secrets are held\n", schema.ErrNoIdentities)
 	}
 	return reconcile.NewSession(ctx, repo, cfg)
+}
+
+// workerOptions are the connection options every command uses: the SSH key from the
+// flag or HERMES_SSH_KEY_FILE (passphrase HERMES_SSH_KEY_PASSPHRASE), the ssh-agent, and
+// the repository for relative known_hosts files.
+func workerOptions(env *Env, sshKey, repo string) worker.Options {
+	if sshKey == "" {
+		sshKey = env.Getenv("HERMES_SSH_KEY_FILE")
+	}
+	return worker.Options{KeyFile: sshKey, KeyPassphrase: []byte(env.Getenv("HERMES_SSH_KEY_PASSPHRASE")), RepoDir: repo}
 }
 
 func hasSecrets(repo *schema.Repo) bool {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -133,7 +134,7 @@ Examples:
 			cfg.Secrets = secrets
 
 			// Credentials: every value is also registered to be scrubbed from logs.
-			ghToken := firstNonEmpty(githubToken, env.Getenv("HERMES_GITHUB_TOKEN"))
+			ghToken := cmp.Or(githubToken, env.Getenv("HERMES_GITHUB_TOKEN"))
 			gitToken := env.Getenv("HERMES_GIT_TOKEN")
 			if gitTokenFile != "" {
 				b, err := os.ReadFile(gitTokenFile)
@@ -147,13 +148,13 @@ Examples:
 			}
 			cfg.Redact = []string{ghToken, gitToken}
 			cfg.GitAuth, err = gitAuth(cfg.RepoURL, gitUser, gitToken,
-				firstNonEmpty(gitKey, env.Getenv("HERMES_GIT_SSH_KEY_FILE")), env.Getenv("HERMES_GIT_SSH_KEY_PASSPHRASE"),
-				firstNonEmpty(knownHosts, env.Getenv("HERMES_GIT_KNOWN_HOSTS")))
+				cmp.Or(gitKey, env.Getenv("HERMES_GIT_SSH_KEY_FILE")), env.Getenv("HERMES_GIT_SSH_KEY_PASSPHRASE"),
+				cmp.Or(knownHosts, env.Getenv("HERMES_GIT_KNOWN_HOSTS")))
 			if err != nil {
 				return errorf(env, "%v", err)
 			}
 			if ghToken != "" && cfg.Mode == wizard.ModeReview {
-				repo := firstNonEmpty(githubRepo, wizard.GitHubRepoFromURL(cfg.RepoURL))
+				repo := cmp.Or(githubRepo, wizard.GitHubRepoFromURL(cfg.RepoURL))
 				if repo == "" {
 					log.Warn("a GitHub token is set but the remote is not on github.com and --github-repo is not set: pull requests are not opened")
 				} else {
@@ -271,7 +272,7 @@ func gitAuth(remote, user, token, keyFile, passphrase, knownHosts string) (trans
 		}
 		return &githttp.BasicAuth{Username: user, Password: token}, nil
 	case "ssh":
-		sshUser := firstNonEmpty(ep.User, "git")
+		sshUser := cmp.Or(ep.User, "git")
 		var auth transport.AuthMethod
 		if keyFile != "" {
 			k, err := gitssh.NewPublicKeysFromFile(sshUser, keyFile, passphrase)
@@ -299,13 +300,4 @@ func gitAuth(remote, user, token, keyFile, passphrase, knownHosts string) (trans
 		return auth, nil
 	}
 	return nil, nil
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -223,7 +223,6 @@ func containerFindings(base Finding, c *plan.Change, t *render.Tenant) []Finding
 	return out
 }
 
-
 func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byte) []Finding {
 	var out []Finding
 	add := func(code, subject, git, liveV, msg string) {

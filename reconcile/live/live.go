@@ -4,6 +4,8 @@
 // fingerprints and auth.json is reduced to its shape.
 package live
 
+import "strings"
+
 // Labels every managed container carries.
 const (
 	LabelManagedBy = "dev.hermes-gitops.managed-by"
@@ -177,4 +179,38 @@ func (w *Worker) Home(app, tenant string) *Home {
 		}
 	}
 	return nil
+}
+
+// Scope is where one app of a desired state keeps its tenants on a worker.
+type Scope struct {
+	App, Root, Prefix string
+}
+
+// Owns reports whether a managed container belongs to the scope: its app label, its name
+// prefix and (when it has mounts) a hermes-home mount under the app's root. Several
+// fleets, or a fleet and a demo, can share a Docker host with the same tenant ids; only
+// containers a scope owns are ever taken for a tenant's.
+func (s Scope) Owns(c *Container) bool {
+	if s.App != c.App() || !strings.HasPrefix(c.Name, s.Prefix) {
+		return false
+	}
+	if len(c.Mounts) == 0 {
+		return true
+	}
+	for _, m := range c.Mounts {
+		if strings.HasPrefix(m.Source, strings.TrimSuffix(s.Root, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// OwnedBy reports whether any of the scopes owns the container.
+func OwnedBy(scopes []Scope, c *Container) bool {
+	for _, s := range scopes {
+		if s.Owns(c) {
+			return true
+		}
+	}
+	return false
 }

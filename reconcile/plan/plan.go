@@ -85,29 +85,8 @@ type Desired struct {
 	Only []string
 }
 
-// Scope is where one app's tenants live on a worker.
-type Scope struct {
-	App, Root, Prefix string
-}
-
-// owns reports whether a managed container belongs to one of the scopes: its app, name
-// prefix and (when it has one) hermes-home mount under the app's root.
-func owns(scopes []Scope, c *live.Container) bool {
-	for _, s := range scopes {
-		if s.App != c.App() || !strings.HasPrefix(c.Name, s.Prefix) {
-			continue
-		}
-		if len(c.Mounts) == 0 {
-			return true
-		}
-		for _, m := range c.Mounts {
-			if strings.HasPrefix(m.Source, strings.TrimSuffix(s.Root, "/")+"/") {
-				return true
-			}
-		}
-	}
-	return false
-}
+// Scope is where one app's tenants live on a worker (see live.Scope.Owns).
+type Scope = live.Scope
 
 // Options change decisions.
 type Options struct {
@@ -231,7 +210,7 @@ func newIndex(w *live.Worker, scopes []Scope) *index {
 	ix := &index{containers: make(map[string]*live.Container, len(w.Containers)), homes: make(map[string]*live.Home, len(w.Homes))}
 	for i := range w.Containers {
 		c := &w.Containers[i]
-		if id := c.Tenant(); id != "" && ix.containers[id] == nil && owns(scopes, c) {
+		if id := c.Tenant(); id != "" && ix.containers[id] == nil && live.OwnedBy(scopes, c) {
 			ix.containers[id] = c
 		}
 	}
@@ -489,7 +468,7 @@ func orphans(worker string, w *live.Worker, scopes []Scope, desired, held map[st
 	for i := range w.Containers {
 		ct := &w.Containers[i]
 		id := ct.Tenant()
-		if id == "" || desired[id] || held[id] || seen[id] || !owns(scopes, ct) || !only(id) {
+		if id == "" || desired[id] || held[id] || seen[id] || !live.OwnedBy(scopes, ct) || !only(id) {
 			continue
 		}
 		seen[id] = true
