@@ -143,53 +143,56 @@ func applyAction(c *plan.Change) string {
 func tenantFindings(c *plan.Change, liveConf []byte) []Finding {
 	act := applyAction(c)
 	base := Finding{Severity: Drift, Worker: c.Worker, App: c.App, Tenant: c.Tenant, Action: act}
-	var out []Finding
-	add := func(code, subject, git, liveV, msg string) {
-		f := base
-		f.Code, f.Subject, f.Git, f.Live, f.Message = code, subject, git, liveV, msg
-		out = append(out, f)
-	}
+	fc := &collector{base: base}
+	add := fc.add
 	switch c.Action {
 	case plan.Hold:
 		add(TenantHeld, "", "see the tenant file", "unchanged", strings.Join(c.Reasons, "; "))
-		return out
+		return fc.out
 	case plan.Orphan, plan.Prune:
 		name := "hermes-home"
 		if c.Observed != nil {
 			name = "container " + c.Observed.Name
 		}
 		add(TenantOrphan, "", "no tenant file", name, "managed tenant absent from git")
-		return out
+		return fc.out
 	}
 	t := c.Desired
 	if t == nil {
-		return out
+		return fc.out
 	}
 	if t.State == "deleted" {
 		if c.Action == plan.Delete {
 			add(TenantMissing, "", "state deleted", "still present", "the tenant is deleted in git but still on the worker")
 		}
-		return out
+		return fc.out
 	}
-	out = append(out, containerFindings(base, c, t)...)
-	out = append(out, homeFindings(base, c, t, liveConf)...)
-	return out
+	containerFindings(fc, c, t)
+	homeFindings(fc, c, t, liveConf)
+	return fc.out
 }
 
-func containerFindings(base Finding, c *plan.Change, t *render.Tenant) []Finding {
-	var out []Finding
-	add := func(code, subject, git, liveV, msg string) {
-		f := base
-		f.Code, f.Subject, f.Git, f.Live, f.Message = code, subject, git, liveV, msg
-		out = append(out, f)
-	}
+// collector gathers the findings of one tenant; each starts from base.
+type collector struct {
+	base Finding
+	out  []Finding
+}
+
+func (fc *collector) add(code, subject, git, liveV, msg string) {
+	f := fc.base
+	f.Code, f.Subject, f.Git, f.Live, f.Message = code, subject, git, liveV, msg
+	fc.out = append(fc.out, f)
+}
+
+func containerFindings(fc *collector, c *plan.Change, t *render.Tenant) {
+	add := fc.add
 	ct := c.Observed
 	want := t.Container
 	if ct == nil {
 		if t.State != "suspended" {
 			add(ContainerMissing, want.Name, "container "+want.Name+" running", "no container", "the tenant has no container")
 		}
-		return out
+		return
 	}
 	st := ct.State
 	switch {
@@ -220,22 +223,16 @@ func containerFindings(base Finding, c *plan.Change, t *render.Tenant) []Finding
 			add(ContainerSpec, d.Field, d.Want, d.Got, "the container differs from its spec: "+d.Reason)
 		}
 	}
-	return out
 }
 
-func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byte) []Finding {
-	var out []Finding
-	add := func(code, subject, git, liveV, msg string) {
-		f := base
-		f.Code, f.Subject, f.Git, f.Live, f.Message = code, subject, git, liveV, msg
-		out = append(out, f)
-	}
+func homeFindings(fc *collector, c *plan.Change, t *render.Tenant, liveConf []byte) {
+	add := fc.add
 	h := c.Home
 	if h == nil {
 		if c.Action != plan.Create {
 			add(KBMissing, t.Home, "hermes-home", "missing", "the tenant has no hermes-home")
 		}
-		return out
+		return
 	}
 	for _, e := range h.Errors {
 		add(HomeUnreadable, "", "readable", e, "part of hermes-home could not be read: "+e)
@@ -290,11 +287,11 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 		}
 		for _, k := range h.Env.Order {
 			if !managed[k] && !prevManaged[k] {
-				f := base
+				f := fc.base
 				f.Code, f.Subject, f.Git, f.Live = EnvUnmanaged, k, "not in git", h.Env.Keys[k]
 				f.Action = "nothing: kept as it is (add it to the tenant's secrets to manage it, or remove it by hand)"
 				f.Message = ".env has a key added by hand: " + k
-				out = append(out, f)
+				fc.out = append(fc.out, f)
 			}
 		}
 		for _, k := range h.Env.Duplicates {
@@ -303,7 +300,7 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 	}
 
 	// Skills.
-	out = append(out, skillFindings(base, h, t)...)
+	skillFindings(fc, h, t)
 
 	// Knowledge base.
 	if len(h.MissingDirs) > 0 {
@@ -315,7 +312,7 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 	if t.Provider.OAuth {
 		key := t.Provider.AuthKey()
 		status, why := live.CheckAuth(h.Auth, key, h.AuthFiles, t.Provider.AuthFile)
-		f := base
+		f := fc.base
 		f.Subject, f.Git, f.Live = key, "credential_pool and providers["+key+"]", why
 		f.Action = "nothing in apply (auth.json is never written by apply): run 'hermesctl auth repair " + t.ID + "'"
 		switch status {
@@ -323,31 +320,25 @@ func homeFindings(base Finding, c *plan.Change, t *render.Tenant, liveConf []byt
 			f.Code, f.Severity = AuthAwaitingLogin, Info
 			f.Action = "nothing: run 'hermesctl auth login " + t.ID + "'"
 			f.Message = "no " + t.Provider.ID + " credential yet: the tenant awaits its login"
-			out = append(out, f)
+			fc.out = append(fc.out, f)
 		case live.AuthDualWriteGap:
 			f.Code = AuthDualWriteGap
 			f.Message = "the credential is in credential_pool but providers[" + key + "] is missing: gateway, cron and model calls fail with \"No Codex credentials stored\""
-			out = append(out, f)
+			fc.out = append(fc.out, f)
 		case live.AuthActiveWrong:
 			f.Code, f.Subject, f.Git = AuthActiveProvider, "active_provider", key
 			f.Message = "active_provider is not " + key
-			out = append(out, f)
+			fc.out = append(fc.out, f)
 		}
 		if a := h.Auth; a != nil && a.Mode&0o077 != 0 {
 			add(AuthMode, live.AuthFile, "0600", fmt.Sprintf("%04o", a.Mode), "auth.json is readable by other users")
 		}
 	}
-	return out
 }
 
 // skillFindings compares the installed lock and skill files with the pins.
-func skillFindings(base Finding, h *live.Home, t *render.Tenant) []Finding {
-	var out []Finding
-	add := func(code, subject, git, liveV, msg string) {
-		f := base
-		f.Code, f.Subject, f.Git, f.Live, f.Message = code, subject, git, liveV, msg
-		out = append(out, f)
-	}
+func skillFindings(fc *collector, h *live.Home, t *render.Tenant) {
+	add := fc.add
 	installed := map[string]string{}
 	if h.Lock != nil {
 		for _, b := range h.Lock.Bundles {
@@ -378,12 +369,12 @@ func skillFindings(base Finding, h *live.Home, t *render.Tenant) []Finding {
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(missing)) {
-		if !bundleMissing(out, d) {
+		if !bundleMissing(fc.out, d) {
 			add(SkillsMissing, d, "installed", "missing files", "skill "+d+" is missing files")
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(modified)) {
-		if !missing[d] && !versionDrift(out, d) {
+		if !missing[d] && !versionDrift(fc.out, d) {
 			add(SkillsModified, d, "as published", "files changed", "files of skill "+d+" were changed on the worker")
 		}
 	}
@@ -404,7 +395,6 @@ func skillFindings(base Finding, h *live.Home, t *render.Tenant) []Finding {
 			add(SkillsExtra, d, "not pinned", "installed", "skill "+d+" is installed but no longer pinned")
 		}
 	}
-	return out
 }
 
 // skillDir is "skills/<category>/<skill>" of a skill file, or "".
