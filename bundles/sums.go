@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/firemountain/hermes-gitops/internal/atomicfile"
 )
 
 // bundles.sum is the immutability record of a catalogue, like go.sum: one line per
@@ -152,39 +154,8 @@ func RecordSums(dir string) (added []string, err error) {
 	for _, k := range keys {
 		b.WriteString(k + " " + lines[k] + "\n")
 	}
-	if err := writeFileAtomic(filepath.Join(dir, SumFile), []byte(b.String()), 0o644); err != nil {
-		return nil, err
+	if err := atomicfile.Write(filepath.Join(dir, SumFile), []byte(b.String()), 0o644, -1, -1); err != nil {
+		return nil, fmt.Errorf("%s: %w", SumFile, err)
 	}
 	return added, nil
-}
-
-// writeFileAtomic writes a temporary file next to name, syncs it and renames it over
-// name, so a reader sees the old or the new content, never a mix.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err = os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
 }

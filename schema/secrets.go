@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +20,8 @@ import (
 	"github.com/getsops/sops/v3/keyservice"
 	"github.com/getsops/sops/v3/version"
 	"google.golang.org/grpc"
+
+	"github.com/firemountain/hermes-gitops/internal/atomicfile"
 )
 
 // Secret is a decrypted secret value. It prints, logs and marshals as "[secret]" so that a
@@ -327,29 +328,5 @@ func EncryptFile(path, repoRoot string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, out, info.Mode().Perm())
-}
-
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, out, info.Mode().Perm(), -1, -1)
 }

@@ -10,85 +10,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/firemountain/hermes-gitops/internal/atomicfile"
 )
 
-// tempMarker names the temporary files of atomic writes; a crash can leave one behind, and
-// the next write into the same directory removes it.
-const tempMarker = ".hermes-tmp-"
+// tempMarker names the temporary files of atomic writes.
+const tempMarker = atomicfile.TempMarker
 
-// faultAfterTempWrite is set by tests (HERMES_AGENT_FAULT=after-temp-write) to kill the
-// agent between writing a temp file and renaming it, to prove writes are atomic.
-var faultAfterTempWrite = os.Getenv("HERMES_AGENT_FAULT") == "after-temp-write"
+func init() {
+	// Tests (HERMES_AGENT_FAULT=after-temp-write) kill the agent between writing a temp
+	// file and renaming it, to prove writes are atomic.
+	if os.Getenv("HERMES_AGENT_FAULT") == "after-temp-write" {
+		atomicfile.BeforeRename = func() { os.Exit(137) }
+	}
+}
 
-// WriteFileAtomic writes data to path so that a reader, or a crash at any moment, sees
-// either the old file or the new one: temp file in the same directory, write, fsync,
-// chmod, chown, rename, fsync the directory. owner may be nil to keep the default.
+// WriteFileAtomic writes data to path atomically (atomicfile.Write); owner may be nil to
+// keep the default.
 func WriteFileAtomic(path string, data []byte, mode fs.FileMode, owner *Owner) error {
-	dir := filepath.Dir(path)
-	cleanStaleTemps(dir, filepath.Base(path))
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMarker+"*")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
+	uid, gid := -1, -1
 	if owner != nil {
-		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
-			return err
-		}
+		uid, gid = owner.UID, owner.GID
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if faultAfterTempWrite {
-		os.Exit(137)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
-// cleanStaleTemps removes temp files a crashed write of the same file left behind.
-func cleanStaleTemps(dir, base string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+tempMarker+"*"))
-	for _, m := range matches {
-		os.Remove(m)
-	}
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
-	return r.Replace(s)
+	return atomicfile.Write(path, data, mode, uid, gid)
 }
 
 // MkdirAllOwned creates dir and missing parents with mode; directories it creates get
