@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/firemountain/hermes-gitops/internal/par"
 	"github.com/firemountain/hermes-gitops/reconcile/agent"
@@ -41,6 +42,16 @@ type Config struct {
 	Prune      bool
 	// Conns reuses connections across sessions (the daemon); nil dials fresh ones.
 	Conns *Pool
+	// Lock, when set, takes each worker's apply lock in the same round trip as its
+	// observation, so that the plan is made from a state no other applier can change
+	// before it is applied. Session.Close releases it.
+	Lock *Lock
+}
+
+// Lock names the owner of worker locks and how long they hold if it dies.
+type Lock struct {
+	Owner string
+	TTL   time.Duration
 }
 
 // Session is one reconcile pass: the desired state, the observation and the plan.
@@ -52,8 +63,13 @@ type Session struct {
 	ObserveErrors map[string]error
 	Plan          *plan.Plan
 	Conns         map[string]*worker.Conn
-	pool          *Pool
-	ownPool       bool
+	// Locked are the workers whose lock this session holds (Config.Lock); LockErrors says
+	// why a worker's lock could not be taken (another applier holds it).
+	Locked     map[string]bool
+	LockErrors map[string]string
+	lock       *Lock
+	pool       *Pool
+	ownPool    bool
 }
 
 // ErrUnusable wraps a desired state that must not be applied at all.
@@ -66,7 +82,8 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 		return nil, fmt.Errorf("%w: %w", ErrUnusable, err)
 	}
 	repo.Decrypt(cfg.Identities)
-	s := &Session{Repo: repo, Observed: map[string]*live.Worker{}, ObserveErrors: map[string]error{}, Conns: map[string]*worker.Conn{}, pool: cfg.Conns}
+	s := &Session{Repo: repo, Observed: map[string]*live.Worker{}, ObserveErrors: map[string]error{}, Conns: map[string]*worker.Conn{},
+		Locked: map[string]bool{}, LockErrors: map[string]string{}, lock: cfg.Lock, pool: cfg.Conns}
 	if s.pool == nil {
 		s.pool, s.ownPool = NewPool(cfg.Worker), true
 	}
@@ -105,8 +122,13 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 			defer wg.Done()
 			conn, err := s.pool.Get(repo.Workers[name])
 			var obs *live.Worker
+			var res []agent.StepResult
 			if err == nil {
-				obs, err = conn.Observe(ctx, AppRoots(repo, repo.Workers[name]), render.Scaffold)
+				var steps []agent.Step
+				if cfg.Lock != nil {
+					steps = []agent.Step{conn.LockStep(cfg.Lock.Owner, cfg.Lock.TTL)}
+				}
+				obs, res, err = conn.ObserveAfter(ctx, steps, AppRoots(repo, repo.Workers[name]), render.Scaffold)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -116,6 +138,13 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 			}
 			s.Conns[name] = conn
 			s.Observed[name] = obs
+			if len(res) == 1 {
+				if res[0].Status == agent.StatusOK {
+					s.Locked[name] = true
+				} else {
+					s.LockErrors[name] = "worker " + name + ": " + res[0].Error
+				}
+			}
 		}()
 	}
 	var selected []*schema.Tenant
@@ -196,8 +225,24 @@ func (s *Session) RoundTrips() int64 {
 	return n
 }
 
-// Close closes connections the session opened itself.
+// Close releases the locks the session holds (one round trip per worker, even after
+// its context was cancelled) and closes the connections it opened itself.
 func (s *Session) Close() {
+	if s.lock != nil && len(s.Locked) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var wg sync.WaitGroup
+		for name := range s.Locked {
+			conn := s.Conns[name]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = conn.Steps(ctx, []agent.Step{conn.UnlockStep(s.lock.Owner)})
+			}()
+		}
+		wg.Wait()
+		cancel()
+		s.Locked = map[string]bool{}
+	}
 	if s.ownPool {
 		s.pool.Close()
 	}

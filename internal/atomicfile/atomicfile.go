@@ -9,12 +9,22 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
-// TempMarker is in the name of every temporary file; a crash can leave one behind, and
-// the next write of the same file removes it.
+// TempMarker is in the name of every temporary file, followed by the writer's process
+// id: a crash can leave one behind, and the next write of the same file removes it once
+// its writer is gone (a live writer's temp file is never touched: several processes may
+// write the same file at once, the last rename wins).
 const TempMarker = ".hermes-tmp-"
+
+// TempPattern is the os.CreateTemp pattern of a temporary file for base, for code that
+// stages a file next to its target itself (lock files created with link(2)).
+func TempPattern(base string) string {
+	return "." + base + TempMarker + strconv.Itoa(os.Getpid()) + "-*"
+}
 
 // BeforeRename, when set, runs between writing the temporary file and renaming it over
 // the target. Crash tests set it to kill the process at the worst moment.
@@ -26,7 +36,7 @@ var BeforeRename func()
 func Write(path string, data []byte, mode fs.FileMode, uid, gid int) error {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	cleanStale(dir, base)
-	tmp, err := os.CreateTemp(dir, "."+base+TempMarker+"*")
+	tmp, err := os.CreateTemp(dir, TempPattern(base))
 	if err != nil {
 		return err
 	}
@@ -76,11 +86,23 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// cleanStale removes temporary files a crashed write of the same file left behind.
+// cleanStale removes temporary files that crashed writes of the same file left behind:
+// those whose writer process no longer exists.
 func cleanStale(dir, base string) {
 	escape := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
 	matches, _ := filepath.Glob(filepath.Join(dir, "."+escape.Replace(base)+TempMarker+"*"))
 	for _, m := range matches {
+		rest := m[strings.LastIndex(m, TempMarker)+len(TempMarker):]
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err == nil && (pid == os.Getpid() || alive(pid)) {
+			continue
+		}
 		os.Remove(m)
 	}
+}
+
+// alive reports whether a process exists (signal 0 checks without sending).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -30,3 +30,18 @@ func TestWrite(t *testing.T) {
 		t.Fatal("a write into a missing directory succeeded")
 	}
 }
+
+// Several writers of one file at once (the agent renews a worker lock from every tenant
+// batch) never remove each other's temporary files: every write succeeds.
+func TestConcurrentWritersOfOneFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "apply.lock")
+	errs := make(chan error, 32)
+	for i := range 32 {
+		go func() { errs <- Write(p, []byte{byte('a' + i%26)}, 0o600, -1, -1) }()
+	}
+	for range 32 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent write failed: %v", err)
+		}
+	}
+}

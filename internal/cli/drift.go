@@ -45,7 +45,7 @@ Examples:
 			if !argsAtMost(env, args, 0, "drift [FLAGS]") || !validOutput(env, ff.output, "text", "json", "markdown") {
 				return ExitFailure
 			}
-			s, err := ff.session(ctx, env, false)
+			s, err := ff.session(ctx, env, false, nil)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,7 +56,8 @@ func (l *listFlag) Set(v string) error {
 
 // session loads the repository and observes and plans. Problems in the desired state are
 // printed; a repository that cannot be applied at all is an error.
-func (f *fleetFlags) session(ctx context.Context, env *Env, prune bool) (*reconcile.Session, error) {
+// With lock set, every worker's apply lock is taken in the observation's round trip.
+func (f *fleetFlags) session(ctx context.Context, env *Env, prune bool, lock *reconcile.Lock) (*reconcile.Session, error) {
 	repo, err := schema.Load(f.repo, schema.LoadOptions{})
 	if err != nil {
 		return nil, err
@@ -73,6 +76,7 @@ func (f *fleetFlags) session(ctx context.Context, env *Env, prune bool) (*reconc
 		Worker:     workerOptions(env, f.sshKey, f.repo),
 		Filter:     reconcile.Filter{Workers: f.workers, Tenants: f.tenants},
 		Prune:      prune,
+		Lock:       lock,
 	}
 	if ids == nil && hasSecrets(repo) {
 		fmt.Fprintf(env.Stderr, "warning: %v; tenants with secrets are held\n", schema.ErrNoIdentities)
@@ -161,7 +165,7 @@ Examples:
 			if !argsAtMost(env, args, 0, "plan [FLAGS]") || !validOutput(env, ff.output, "text", "json", "markdown") {
 				return ExitFailure
 			}
-			s, err := ff.session(ctx, env, prune)
+			s, err := ff.session(ctx, env, prune, nil)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}
@@ -228,7 +232,8 @@ Examples:
 			if !argsAtMost(env, args, 0, "apply [FLAGS]") {
 				return ExitFailure
 			}
-			s, err := ff.session(ctx, env, prune)
+			lock := &reconcile.Lock{Owner: apply.DefaultLockOwner(), TTL: 10 * time.Minute}
+			s, err := ff.session(ctx, env, prune, lock)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}
@@ -255,8 +260,14 @@ Examples:
 				}
 			}
 			fmt.Fprintln(env.Stdout)
+			if len(s.LockErrors) > 0 {
+				for _, w := range slices.Sorted(maps.Keys(s.LockErrors)) {
+					fmt.Fprintf(env.Stderr, "error: %s\n", s.LockErrors[w])
+				}
+				return errorf(env, "another applier holds a worker of this plan: nothing applied; try again when it is done")
+			}
 			results := apply.Apply(ctx, s.Plan, s.Conns, apply.Options{
-				Concurrency: concurrency, WaitTimeout: timeout,
+				Concurrency: concurrency, WaitTimeout: timeout, LockOwner: lock.Owner, LockTTL: lock.TTL, LockHeld: true,
 				Progress: func(r apply.Result) { printResult(env, r) },
 			})
 			return summarizeApply(env, results, s.Plan)

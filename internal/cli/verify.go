@@ -47,7 +47,7 @@ Examples:
 				return errorf(env, "name tenants to verify, or pass --all\nUsage: hermesctl verify [TENANT...|--all]")
 			}
 			ff.tenants = append(ff.tenants, args...)
-			s, err := ff.session(ctx, env, false)
+			s, err := ff.session(ctx, env, false, nil)
 			if err != nil {
 				return errorf(env, "%v", err)
 			}

@@ -6,7 +6,7 @@
 // line per reconcile. docs/daemon.md is the operator's guide.
 //
 // The files follow the jobs: source*.go (git and directory sources), loop.go (the
-// reconcile loop, waves, backoff), status.go (tenant phases), http.go (the listener and
+// reconcile loop, backoff), status.go (tenant phases), http.go (the listener and
 // webhooks), metrics.go, page.go (the status page), lock.go (one daemon per cache dir).
 package daemon
 
@@ -72,7 +72,7 @@ type Config struct {
 	Force bool
 	// DryRun observes and plans, and never applies.
 	DryRun bool
-	// Apply tunes the applier (Concurrency is also the wave size per worker). LockOwner
+	// Apply tunes the applier (Concurrency: tenants at once per worker). LockOwner
 	// is set by the daemon when empty.
 	Apply apply.Options
 	// ShutdownTimeout bounds how long in-flight tenant operations may run after SIGTERM.

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"path"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/firemountain/hermes-gitops/internal/report"
 	"github.com/firemountain/hermes-gitops/reconcile"
-	"github.com/firemountain/hermes-gitops/reconcile/agent"
 	"github.com/firemountain/hermes-gitops/reconcile/apply"
 	"github.com/firemountain/hermes-gitops/reconcile/drift"
 	"github.com/firemountain/hermes-gitops/reconcile/plan"
@@ -279,17 +276,10 @@ func (d *Daemon) reconcile(ctx, work context.Context, trigger string) bool {
 	rec := Reconcile{Started: start, Revision: cur.snap.Revision, Trigger: trigger}
 	d.metrics.reconciles.WithLabelValues(trigger).Inc()
 
-	// The fleet lock keeps a second daemon from applying a plan made before this one's
-	// changes. A pass that likely changes something (a new revision, a retry) takes it
-	// before observing; a resync, usually a no-op, observes first and takes it only if
-	// there is work, observing again under it.
-	fl := &fleetLock{d: d}
-	defer fl.release(work)
-	if trigger != "resync" && !d.cfg.DryRun {
-		t0 := time.Now()
-		fl.take(work, d.repoConns(cur.repo))
-		d.log.Debug("fleet lock", "workers", len(fl.conns), "duration", time.Since(t0).Round(time.Millisecond).String())
-	}
+	// The plan is made from an observation taken under the workers' apply locks (same
+	// round trip): no other applier, daemon or person, can change a worker between this
+	// pass's plan and its apply. A worker another applier holds is observed and reported,
+	// and its changes wait for the next pass.
 	pl, err := d.planPass(ctx, cur)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -299,47 +289,22 @@ func (d *Daemon) reconcile(ctx, work context.Context, trigger string) bool {
 		d.finish(rec, nil, start)
 		return true
 	}
+	defer pl.s.Close() // releases the locks, also after SIGTERM
 	if ctx.Err() != nil {
 		return false // shutting down: an interrupted observation decides nothing
 	}
 	var results []apply.Result
-	blocked := map[string]string{}
-	if len(pl.toApply) > 0 {
-		need := map[string]*worker.Conn{}
-		for _, c := range pl.toApply {
-			if !fl.holds(c.Worker) {
-				need[c.Worker] = pl.s.Conns[c.Worker]
-			}
+	blocked := maps.Clone(pl.s.LockErrors)
+	var locked []plan.Change
+	for _, c := range pl.toApply {
+		if msg, ok := blocked[c.Worker]; ok {
+			pl.p.set(c.Tenant, dispDeferred, "waiting: "+msg)
+			continue
 		}
-		if len(need) > 0 {
-			if held := fl.take(work, need); len(held) > 0 {
-				// Another daemon applies: this pass only reports.
-				maps.Copy(blocked, held)
-				pl.p.deferBlocked(pl.toApply, blocked, "another daemon holds a worker of this pass")
-				pl.toApply = nil
-			} else if again, err := d.planPass(ctx, cur); err != nil || ctx.Err() != nil {
-				pl.p.deferAll(pl.toApply, "not applied: the daemon was shutting down")
-				pl.toApply = nil
-			} else {
-				pl = again // planned again under the lock: the workers may have changed meanwhile
-			}
-		}
-		// Only workers locked in this pass are changed; one that came back between the two
-		// observations waits for the next pass.
-		var locked []plan.Change
-		for _, c := range pl.toApply {
-			if fl.holds(c.Worker) {
-				locked = append(locked, c)
-			} else {
-				blocked[c.Worker] = "worker " + c.Worker + ": not locked in this pass"
-				pl.p.set(c.Tenant, dispDeferred, "waiting: "+blocked[c.Worker])
-			}
-		}
-		if len(locked) > 0 {
-			var held map[string]string
-			results, held = pl.p.applyWaves(ctx, work, pl.s, locked, fl)
-			maps.Copy(blocked, held)
-		}
+		locked = append(locked, c)
+	}
+	if len(locked) > 0 {
+		results = pl.p.apply(ctx, work, pl.s, locked)
 	}
 	s, p, findings := pl.s, pl.p, pl.findings
 
@@ -441,7 +406,11 @@ type planned struct {
 func (d *Daemon) planPass(ctx context.Context, cur *loaded) (*planned, error) {
 	t0 := time.Now()
 	defer func() { d.log.Debug("planned", "duration", time.Since(t0).Round(time.Millisecond).String()) }()
-	s, err := reconcile.NewSession(ctx, cur.repo, reconcile.Config{Identities: d.cfg.Identities, Prune: d.cfg.Prune, Conns: d.pool})
+	cfg := reconcile.Config{Identities: d.cfg.Identities, Prune: d.cfg.Prune, Conns: d.pool}
+	if !d.cfg.DryRun {
+		cfg.Lock = &reconcile.Lock{Owner: d.cfg.Apply.LockOwner, TTL: workerLockTTL}
+	}
+	s, err := reconcile.NewSession(ctx, cur.repo, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -510,118 +479,9 @@ func (d *Daemon) planPass(ctx context.Context, cur *loaded) (*planned, error) {
 	return &planned{s: s, p: p, findings: findings, toApply: toApply}, nil
 }
 
-// fleetLockName is the daemon's lock on a worker, next to apply's: held for a whole
-// pass that changes the worker (plan, every wave), so that a second daemon never
-// applies a plan made before the first one's changes. apply's own lock still keeps the
-// daemon and a CLI apply apart.
-const fleetLockName = "daemon.lock"
-
-// fleetLockTTL is how long the fleet lock holds if the daemon dies; waves renew it.
-const fleetLockTTL = 15 * time.Minute
-
-// fleetLock is the fleet lock of one pass on the workers it holds.
-type fleetLock struct {
-	d     *Daemon
-	conns map[string]*worker.Conn
-	at    time.Time
-}
-
-func (fl *fleetLock) holds(w string) bool { return fl.conns[w] != nil }
-
-// take locks the given workers in name order. If another daemon holds one, it releases
-// everything it holds (two daemons never keep half a fleet each) and returns the
-// blocked worker with why. A worker it cannot reach is skipped: the observation reports
-// it, and its tenants are not touched.
-func (fl *fleetLock) take(ctx context.Context, conns map[string]*worker.Conn) map[string]string {
-	if fl.conns == nil {
-		fl.conns = map[string]*worker.Conn{}
-	}
-	for _, w := range slices.Sorted(maps.Keys(conns)) {
-		conn := conns[w]
-		if conn == nil || fl.conns[w] != nil {
-			continue
-		}
-		err := fl.d.lockWorker(ctx, conn)
-		var held *lockHeldError
-		switch {
-		case errors.As(err, &held):
-			fl.release(ctx)
-			return map[string]string{w: "worker " + w + ": " + err.Error()}
-		case err != nil:
-			fl.d.log.Debug("fleet lock: worker not reachable", "worker", w, "err", err.Error())
-		default:
-			fl.conns[w] = conn
-		}
-	}
-	fl.at = time.Now()
-	return nil
-}
-
-// renew extends the locks of a long pass.
-func (fl *fleetLock) renew(ctx context.Context) map[string]string {
-	blocked := map[string]string{}
-	for w, conn := range fl.conns {
-		if err := fl.d.lockWorker(ctx, conn); err != nil {
-			blocked[w] = "worker " + w + ": " + err.Error()
-		}
-	}
-	fl.at = time.Now()
-	return blocked
-}
-
-// release unlocks every worker held (also after cancellation: the next daemon need not
-// wait for the lock to expire).
-func (fl *fleetLock) release(ctx context.Context) {
-	if len(fl.conns) == 0 {
-		return
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	for _, conn := range fl.conns {
-		_, _ = conn.Steps(rctx, []agent.Step{{Op: agent.OpUnlock, Path: path.Join(conn.StateDir(), fleetLockName), LockOwner: fl.d.cfg.Apply.LockOwner}})
-	}
-	fl.conns = nil
-}
-
-// repoConns are the connections to every worker the desired state has tenants on.
-func (d *Daemon) repoConns(repo *schema.Repo) map[string]*worker.Conn {
-	out := map[string]*worker.Conn{}
-	for _, t := range repo.Tenants {
-		w := repo.Workers[t.Spec.Worker]
-		if w == nil || out[w.Metadata.Name] != nil {
-			continue
-		}
-		if conn, err := d.pool.Get(w); err == nil {
-			out[w.Metadata.Name] = conn
-		}
-	}
-	return out
-}
-
-// lockHeldError is a fleet lock held by another daemon.
-type lockHeldError struct{ msg string }
-
-func (e *lockHeldError) Error() string { return "another daemon is applying (" + e.msg + ")" }
-
-// lockWorker takes (or renews) the fleet lock on one worker.
-func (d *Daemon) lockWorker(ctx context.Context, conn *worker.Conn) error {
-	if conn == nil {
-		return fmt.Errorf("no connection")
-	}
-	res, err := conn.Steps(ctx, []agent.Step{{Op: agent.OpLock, Path: path.Join(conn.StateDir(), fleetLockName),
-		LockOwner: d.cfg.Apply.LockOwner, LockTTLSecs: int(fleetLockTTL.Seconds())}})
-	if err != nil {
-		return err
-	}
-	if len(res) != 1 || res[0].Status != agent.StatusOK {
-		msg := "lock refused"
-		if len(res) == 1 {
-			msg = res[0].Error
-		}
-		return &lockHeldError{msg: msg}
-	}
-	return nil
-}
+// workerLockTTL is how long a pass's worker locks hold if the daemon dies; every tenant
+// batch of the apply renews them.
+const workerLockTTL = 15 * time.Minute
 
 // finish records a finished pass: history, metrics, the one summary log line.
 func (d *Daemon) finish(rec Reconcile, p *pass, start time.Time) {
@@ -736,120 +596,22 @@ func metaOf(repo *schema.Repo, c plan.Change) tenantMeta {
 	return m
 }
 
-// lockHeld reports whether a result is the applier's refusal to start because another
-// applier holds the worker lock (apply reports it as a failure of every tenant of the
-// worker, before any of them started).
-func lockHeld(r apply.Result) bool {
-	return r.Status == apply.Failed && r.Duration == 0 && strings.Contains(r.Error, "is locked by ")
-}
-
-// applyWaves applies changes in waves of at most Concurrency tenants per worker; SIGTERM
-// (ctx) stops it between waves, so only the operations in flight finish. A wave runs
-// under the worker's apply lock; when another applier holds it, the worker's remaining
-// changes wait for the next pass. It returns the results and the blocked workers.
-func (p *pass) applyWaves(ctx, work context.Context, s *reconcile.Session, changes []plan.Change, fl *fleetLock) ([]apply.Result, map[string]string) {
-	d := p.d
-	blocked := map[string]string{}
-	if len(changes) == 0 {
-		return nil, blocked
-	}
-	queues := map[string][]plan.Change{}
-	var order []string
+// apply applies the changes under the locks the pass holds. SIGTERM (ctx) starts no
+// further tenant; those in flight finish under work, which shutdown bounds.
+func (p *pass) apply(ctx, work context.Context, s *reconcile.Session, changes []plan.Change) []apply.Result {
 	for _, c := range changes {
-		if _, ok := queues[c.Worker]; !ok {
-			order = append(order, c.Worker)
-		}
-		queues[c.Worker] = append(queues[c.Worker], c)
+		p.set(c.Tenant, dispApplying, "")
 	}
-	opts := d.cfg.Apply
+	opts := p.d.cfg.Apply
+	opts.LockHeld, opts.LockTTL, opts.Stop = true, workerLockTTL, ctx.Done()
 	opts.Progress = func(r apply.Result) { p.record(r) }
-	var results []apply.Result
-	for {
-		var wave []plan.Change
-		for _, w := range order {
-			q := queues[w]
-			n := min(len(q), opts.Concurrency)
-			wave = append(wave, q[:n]...)
-			queues[w] = q[n:]
-		}
-		if len(wave) == 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			for _, c := range wave {
-				p.set(c.Tenant, dispDeferred, "not applied: the daemon was shutting down")
-			}
-			for _, w := range order {
-				for _, c := range queues[w] {
-					p.set(c.Tenant, dispDeferred, "not applied: the daemon was shutting down")
-				}
-				queues[w] = nil
-			}
-			break
-		}
-		if time.Since(fl.at) > fleetLockTTL/3 {
-			// A long pass: renew the fleet lock.
-			if blocked = fl.renew(work); len(blocked) > 0 {
-				why := func(w string) string {
-					if msg, ok := blocked[w]; ok {
-						return "waiting: " + msg
-					}
-					return "waiting: the fleet lock could not be renewed"
-				}
-				for _, c := range wave {
-					p.set(c.Tenant, dispDeferred, why(c.Worker))
-				}
-				for _, w := range order {
-					for _, c := range queues[w] {
-						p.set(c.Tenant, dispDeferred, why(w))
-					}
-					queues[w] = nil
-				}
-				break
-			}
-		}
-		for _, c := range wave {
-			p.set(c.Tenant, dispApplying, "")
-		}
-		t0 := time.Now()
-		rs := apply.Apply(work, &plan.Plan{Changes: wave, Unreachable: map[string]string{}}, s.Conns, opts)
-		d.log.Debug("wave applied", "tenants", len(wave), "duration", time.Since(t0).Round(time.Millisecond).String())
-		for _, r := range rs {
-			if lockHeld(r) {
-				msg := strings.TrimPrefix(r.Error, "worker "+r.Worker+": ")
-				blocked[r.Worker] = "worker " + r.Worker + ": " + msg
-				p.set(r.Tenant, dispDeferred, "waiting: "+blocked[r.Worker])
-				continue
-			}
-			p.record(r)
-			results = append(results, r)
-		}
-		for w := range blocked {
-			for _, c := range queues[w] {
-				p.set(c.Tenant, dispDeferred, "waiting: "+blocked[w])
-			}
-			queues[w] = nil
-		}
+	t0 := time.Now()
+	rs := apply.Apply(work, &plan.Plan{Changes: changes, Unreachable: map[string]string{}}, s.Conns, opts)
+	p.d.log.Debug("applied", "tenants", len(changes), "duration", time.Since(t0).Round(time.Millisecond).String())
+	for _, r := range rs {
+		p.record(r)
 	}
-	return results, blocked
-}
-
-// deferBlocked marks changes as waiting for the lock of their worker.
-func (p *pass) deferBlocked(changes []plan.Change, blocked map[string]string, other string) {
-	for _, c := range changes {
-		msg, ok := blocked[c.Worker]
-		if !ok {
-			msg = other
-		}
-		p.set(c.Tenant, dispDeferred, "waiting: "+msg)
-	}
-}
-
-// deferAll marks changes as not applied in this pass.
-func (p *pass) deferAll(changes []plan.Change, why string) {
-	for _, c := range changes {
-		p.set(c.Tenant, dispDeferred, why)
-	}
+	return rs
 }
 
 // set changes a tenant's disposition and publishes its status.

@@ -377,3 +377,25 @@ func TestApplyReportsCrashLoop(t *testing.T) {
 	}
 	assertNoCanary(t, f)
 }
+
+// TestApplyWaitsForAnotherApplier: the worker lock is taken with the observation; while
+// another applier holds it, apply changes nothing and says who holds it.
+func TestApplyWaitsForAnotherApplier(t *testing.T) {
+	f := New(t, Options{})
+	f.WriteTenant("spawn", "solo", `  provider: {id: openai-codex}`, nil)
+	lock := filepath.Join(f.Root, ".hermes-gitops", "apply.lock")
+	os.MkdirAll(filepath.Dir(lock), 0o700)
+	os.WriteFile(lock, []byte(`{"owner":"someone else","expires":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)+`"}`), 0o600)
+	code, out, errOut := f.CLI("apply", "--repo", f.Repo, "--yes")
+	if code != 1 || !strings.Contains(errOut, "worker w1: worker is locked by someone else") || len(f.Containers()) != 0 {
+		t.Fatalf("apply under another's lock: exit %d, containers %v\n%s%s", code, f.Containers(), out, errOut)
+	}
+	os.Remove(lock)
+	apply(t, f)
+	if len(f.Containers()) != 1 {
+		t.Fatalf("containers after the lock was released: %v", f.Containers())
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("apply left its lock behind: %v", err)
+	}
+}

@@ -96,7 +96,7 @@ func loadOrCreateKey(stateDir string) ([]byte, error) {
 	// The key must never change once used (spec hashes and reports depend on it), so it is
 	// created with link(2), which fails if another agent created it first; then everyone
 	// reads back the one that won.
-	tmp, err := os.CreateTemp(stateDir, ".fingerprint.key"+tempMarker+"*")
+	tmp, err := os.CreateTemp(stateDir, atomicfile.TempPattern("fingerprint.key"))
 	if err != nil {
 		return nil, err
 	}

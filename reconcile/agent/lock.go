@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/firemountain/hermes-gitops/internal/atomicfile"
 	"github.com/firemountain/hermes-gitops/reconcile/live"
 )
 
@@ -41,7 +42,7 @@ func acquireLock(path, owner string, ttl time.Duration) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		// Create-if-absent is atomic with link(2): write the content to a temp file, then
 		// link it to the lock path, which fails if someone holds it.
-		tmp, err := os.CreateTemp(filepath.Dir(path), "."+applyLockName+tempMarker+"*")
+		tmp, err := os.CreateTemp(filepath.Dir(path), atomicfile.TempPattern(applyLockName))
 		if err != nil {
 			return err
 		}

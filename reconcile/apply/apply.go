@@ -25,10 +25,18 @@ import (
 type Options struct {
 	// Concurrency is the number of tenants changed at once per worker (default 4).
 	Concurrency int
-	// LockOwner names this applier in the worker lock (default user@host pid).
+	// LockOwner names this applier in the worker lock (default DefaultLockOwner).
 	LockOwner string
-	// LockTTL is how long the lock holds if this process dies (default 10m).
+	// LockTTL is how long the lock holds if this process dies (default 10m). Every
+	// tenant's batch renews it, in its own round trip.
 	LockTTL time.Duration
+	// LockHeld says the workers' locks were taken with the observation the plan was made
+	// from (reconcile.Config.Lock, same owner): apply neither takes nor releases them.
+	// Otherwise it takes each worker's lock first and releases it at the end.
+	LockHeld bool
+	// Stop, when closed, starts no further tenant; those running finish (they stop only
+	// when ctx is cancelled). The daemon closes it on SIGTERM.
+	Stop <-chan struct{}
 	// WaitTimeout bounds the wait for a container to be up (default 60s).
 	WaitTimeout time.Duration
 	// StableFor is how long a container without health check must keep running (default 1.5s).
@@ -57,13 +65,18 @@ type Result struct {
 	Duration time.Duration `json:"durationNs"`
 }
 
+// DefaultLockOwner names this process in worker locks.
+func DefaultLockOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("hermesctl %s@%s pid %d", os.Getenv("USER"), host, os.Getpid())
+}
+
 func (o *Options) defaults() {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
 	if o.LockOwner == "" {
-		host, _ := os.Hostname()
-		o.LockOwner = fmt.Sprintf("hermesctl %s@%s pid %d", os.Getenv("USER"), host, os.Getpid())
+		o.LockOwner = DefaultLockOwner()
 	}
 	if o.LockTTL <= 0 {
 		o.LockTTL = 10 * time.Minute
@@ -126,20 +139,21 @@ func applyWorker(ctx context.Context, conn *worker.Conn, changes []plan.Change, 
 	if conn == nil {
 		return fail(fmt.Errorf("no connection to worker"))
 	}
-	lock := agent.LockPath(conn.StateDir())
-	res, err := conn.Steps(ctx, []agent.Step{{Op: agent.OpLock, Path: lock, LockOwner: opts.LockOwner, LockTTLSecs: int(opts.LockTTL.Seconds())}})
-	if err != nil {
-		return fail(err)
+	if !opts.LockHeld {
+		res, err := conn.Steps(ctx, []agent.Step{conn.LockStep(opts.LockOwner, opts.LockTTL)})
+		if err != nil {
+			return fail(err)
+		}
+		if res[0].Status != agent.StatusOK {
+			return fail(fmt.Errorf("worker %s: %s", conn.Name, res[0].Error))
+		}
+		defer func() {
+			// Release even when ctx is cancelled, so the next run need not wait for expiry.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, _ = conn.Steps(rctx, []agent.Step{conn.UnlockStep(opts.LockOwner)})
+		}()
 	}
-	if res[0].Status != agent.StatusOK {
-		return fail(fmt.Errorf("worker %s: %s", conn.Name, res[0].Error))
-	}
-	defer func() {
-		// Release even when ctx is cancelled, so the next run need not wait for expiry.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = conn.Steps(rctx, []agent.Step{{Op: agent.OpUnlock, Path: lock, LockOwner: opts.LockOwner}})
-	}()
 
 	results := make([]Result, len(changes))
 	sem := make(chan struct{}, opts.Concurrency)
@@ -153,8 +167,17 @@ func applyWorker(ctx context.Context, conn *worker.Conn, changes []plan.Change, 
 			case <-ctx.Done():
 				results[i] = Result{Worker: c.Worker, Tenant: c.Tenant, Action: c.Action, Status: Skipped, Error: "cancelled before it started"}
 				return
+			case <-opts.Stop:
+				results[i] = Result{Worker: c.Worker, Tenant: c.Tenant, Action: c.Action, Status: Skipped, Error: "stopping: not started"}
+				return
 			}
 			defer func() { <-sem }()
+			select {
+			case <-opts.Stop:
+				results[i] = Result{Worker: c.Worker, Tenant: c.Tenant, Action: c.Action, Status: Skipped, Error: "stopping: not started"}
+				return
+			default:
+			}
 			start := time.Now()
 			r := applyChange(ctx, conn, c, opts)
 			r.Duration = time.Since(start)
@@ -178,6 +201,9 @@ func applyChange(ctx context.Context, conn *worker.Conn, c plan.Change, opts Opt
 		r.Status = OK
 		return r
 	}
+	// The batch starts by renewing the worker lock: a long apply keeps it, at no extra
+	// round trip, and a batch never runs if someone else took the worker meanwhile.
+	steps = append([]agent.Step{conn.LockStep(opts.LockOwner, opts.LockTTL)}, steps...)
 	res, err := conn.Steps(ctx, steps)
 	if err != nil {
 		r.Status, r.Error = Failed, redact(err.Error(), c.Desired)

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/firemountain/hermes-gitops/reconcile/agent"
 	"github.com/firemountain/hermes-gitops/reconcile/live"
@@ -86,6 +87,16 @@ func Dial(w *schema.Worker, opts Options) (*Conn, error) {
 
 // StateDir is where the agent keeps its state on the worker.
 func (c *Conn) StateDir() string { return path.Join(c.Spec.Spec.TenantRoot, ".hermes-gitops") }
+
+// LockStep takes or renews the worker's apply lock for owner until ttl from now.
+func (c *Conn) LockStep(owner string, ttl time.Duration) agent.Step {
+	return agent.Step{Op: agent.OpLock, Path: agent.LockPath(c.StateDir()), LockOwner: owner, LockTTLSecs: int(ttl.Seconds())}
+}
+
+// UnlockStep releases the worker's apply lock if owner holds it.
+func (c *Conn) UnlockStep(owner string) agent.Step {
+	return agent.Step{Op: agent.OpUnlock, Path: agent.LockPath(c.StateDir()), LockOwner: owner}
+}
 
 // RoundTrips counts round trips so far: transport calls and connection setups over ssh,
 // agent calls in-process.
@@ -185,17 +196,24 @@ func (c *Conn) install(ctx context.Context, bin *AgentBinary, remote string) err
 
 // Observe collects the worker's live state in one round trip.
 func (c *Conn) Observe(ctx context.Context, apps []agent.AppRoot, scaffold []string) (*live.Worker, error) {
-	resp, err := c.Call(ctx, &agent.Request{Observe: &agent.ObserveRequest{
+	w, _, err := c.ObserveAfter(ctx, nil, apps, scaffold)
+	return w, err
+}
+
+// ObserveAfter runs steps (a lock, typically) and then observes, in the same round trip.
+// A failed step does not prevent the observation; its result says what happened.
+func (c *Conn) ObserveAfter(ctx context.Context, steps []agent.Step, apps []agent.AppRoot, scaffold []string) (*live.Worker, []agent.StepResult, error) {
+	resp, err := c.Call(ctx, &agent.Request{Steps: steps, Observe: &agent.ObserveRequest{
 		Worker: c.Name, StateDir: c.StateDir(), Apps: apps, Scaffold: scaffold,
 	}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if resp.Observed == nil {
-		return nil, fmt.Errorf("worker %s: agent returned no observation", c.Name)
+	if resp.Observed == nil || len(resp.Steps) != len(steps) {
+		return nil, nil, fmt.Errorf("worker %s: agent returned no observation", c.Name)
 	}
 	resp.Observed.FingerprintKey = resp.FingerprintKey
-	return resp.Observed, nil
+	return resp.Observed, resp.Steps, nil
 }
 
 // Steps runs a batch of steps in one round trip.
