@@ -308,10 +308,12 @@ func (r *Repo) Tenant(id string) *Tenant {
 }
 
 // Decrypt decrypts the secrets of every tenant that has them. A tenant whose secrets do
-// not decrypt gets an error problem (and so is held); the others are unaffected.
+// not decrypt gets an error problem (and so is held); the others are unaffected. Secrets
+// decrypted once are kept: a daemon reconciling the same revision again does not pay
+// for sops again.
 func (r *Repo) Decrypt(ids *Identities) {
 	for _, t := range r.Tenants {
-		if len(t.Secrets) == 0 || r.TenantProblems(t).HasErrors() {
+		if len(t.Secrets) == 0 || t.SecretValues != nil || r.TenantProblems(t).HasErrors() {
 			continue
 		}
 		vals, err := DecryptSecrets(r.raw[t], ids)
