@@ -114,39 +114,8 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 
 	// Observe every worker in parallel, one round trip each; meanwhile render the
 	// tenants (rendering needs no worker key; fingerprints are filled in afterwards).
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, name := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := s.pool.Get(repo.Workers[name])
-			var obs *live.Worker
-			var res []agent.StepResult
-			if err == nil {
-				var steps []agent.Step
-				if cfg.Lock != nil {
-					steps = []agent.Step{conn.LockStep(cfg.Lock.Owner, cfg.Lock.TTL)}
-				}
-				obs, res, err = conn.ObserveAfter(ctx, steps, AppRoots(repo, repo.Workers[name]), render.Scaffold)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				s.ObserveErrors[name] = err
-				return
-			}
-			s.Conns[name] = conn
-			s.Observed[name] = obs
-			if len(res) == 1 {
-				if res[0].Status == agent.StatusOK {
-					s.Locked[name] = true
-				} else {
-					s.LockErrors[name] = "worker " + name + ": " + res[0].Error
-				}
-			}
-		}()
-	}
+	observed := make(chan *Observation, 1)
+	go func() { observed <- ObserveWorkers(ctx, repo, workers, s.pool, cfg.Lock) }()
 	var selected []*schema.Tenant
 	for _, t := range repo.Tenants {
 		if !cfg.Filter.tenant(t.Metadata.Name, t.Spec.Worker) {
@@ -165,7 +134,8 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 		t := selected[i]
 		rendered[i], errs[i] = render.Render(render.Input{Tenant: t, App: repo.Apps[t.Metadata.App], Worker: repo.Workers[t.Spec.Worker], Catalogue: repo.Catalogue})
 	})
-	wg.Wait()
+	o := <-observed
+	s.Observed, s.ObserveErrors, s.Conns, s.Locked, s.LockErrors = o.Workers, o.Errors, o.Conns, o.Locked, o.LockErrors
 	for i, t := range selected {
 		if errs[i] != nil {
 			s.Desired.Held = append(s.Desired.Held, plan.Held{ID: t.Metadata.Name, App: t.Metadata.App, Worker: t.Spec.Worker,
@@ -183,6 +153,57 @@ func NewSession(ctx context.Context, repo *schema.Repo, cfg Config) (*Session, e
 		s.Plan.Unreachable[name] = err.Error()
 	}
 	return s, nil
+}
+
+// Observation is what observing some workers found.
+type Observation struct {
+	Workers map[string]*live.Worker
+	Errors  map[string]error // workers that could not be observed
+	Conns   map[string]*worker.Conn
+	// Locked and LockErrors: see Session.
+	Locked     map[string]bool
+	LockErrors map[string]string
+}
+
+// ObserveWorkers observes the named workers in parallel, one round trip each; with lock
+// set, each worker's apply lock is taken in the same round trip.
+func ObserveWorkers(ctx context.Context, repo *schema.Repo, names []string, pool *Pool, lock *Lock) *Observation {
+	o := &Observation{Workers: map[string]*live.Worker{}, Errors: map[string]error{}, Conns: map[string]*worker.Conn{},
+		Locked: map[string]bool{}, LockErrors: map[string]string{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := pool.Get(repo.Workers[name])
+			var obs *live.Worker
+			var res []agent.StepResult
+			if err == nil {
+				var steps []agent.Step
+				if lock != nil {
+					steps = []agent.Step{conn.LockStep(lock.Owner, lock.TTL)}
+				}
+				obs, res, err = conn.ObserveAfter(ctx, steps, AppRoots(repo, repo.Workers[name]), render.Scaffold)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				o.Errors[name] = err
+				return
+			}
+			o.Conns[name], o.Workers[name] = conn, obs
+			if len(res) == 1 {
+				if res[0].Status == agent.StatusOK {
+					o.Locked[name] = true
+				} else {
+					o.LockErrors[name] = "worker " + name + ": " + res[0].Error
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return o
 }
 
 // heldReasons lists why a tenant is held: its own errors, or its app's or worker's.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 
 	"golang.org/x/term"
@@ -427,7 +426,16 @@ Examples:
 				return tenants[i].id < tenants[j].id
 			})
 
-			observed, errs := observeWorkers(ctx, env, &af, repo, tenants)
+			var names []string
+			for _, t := range tenants {
+				if n := t.worker.Metadata.Name; !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+			pool := reconcile.NewPool(workerOptions(env, af.sshKey, af.repo))
+			defer pool.Close()
+			o := reconcile.ObserveWorkers(ctx, repo, names, pool, nil)
+			observed, errs := o.Workers, o.Errors
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TENANT\tWORKER\tPROVIDER\tPOOL\tRUNTIME\tACTIVE\tVERDICT")
 			counts := map[agent.AuthStatus]int{}
@@ -478,39 +486,6 @@ Examples:
 			return code
 		},
 	}
-}
-
-// observeWorkers observes every worker the tenants live on, in parallel, one round trip
-// each.
-func observeWorkers(ctx context.Context, env *Env, af *authFlags, repo *schema.Repo, tenants []*oauthTenant) (map[string]*live.Worker, map[string]error) {
-	workers := map[string]*schema.Worker{}
-	for _, t := range tenants {
-		workers[t.worker.Metadata.Name] = t.worker
-	}
-	observed, errs := map[string]*live.Worker{}, map[string]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for name, w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var obs *live.Worker
-			conn, err := af.dial(env, w)
-			if err == nil {
-				obs, err = conn.Observe(ctx, reconcile.AppRoots(repo, w), render.Scaffold)
-				conn.Close()
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[name] = err
-				return
-			}
-			observed[name] = obs
-		}()
-	}
-	wg.Wait()
-	return observed, errs
 }
 
 func sortedNames(m map[string]error) []string {

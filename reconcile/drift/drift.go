@@ -369,12 +369,12 @@ func skillFindings(fc *collector, h *live.Home, t *render.Tenant) {
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(missing)) {
-		if !bundleMissing(fc.out, d) {
+		if !reported(fc.out, SkillsMissing, d) {
 			add(SkillsMissing, d, "installed", "missing files", "skill "+d+" is missing files")
 		}
 	}
 	for _, d := range slices.Sorted(maps.Keys(modified)) {
-		if !missing[d] && !versionDrift(fc.out, d) {
+		if !missing[d] && !reported(fc.out, SkillsVersion, d) {
 			add(SkillsModified, d, "as published", "files changed", "files of skill "+d+" were changed on the worker")
 		}
 	}
@@ -406,27 +406,12 @@ func skillDir(p string) string {
 	return strings.Join(parts[:3], "/")
 }
 
-// bundleMissing reports whether the skill's whole bundle is already reported missing.
-func bundleMissing(fs []Finding, dir string) bool {
-	cat := strings.Split(dir, "/")[1]
-	for _, f := range fs {
-		if f.Code == SkillsMissing && f.Subject == cat {
-			return true
-		}
-	}
-	return false
-}
-
-// versionDrift reports whether the skill's bundle is at another version (its files then
-// differ as a matter of course).
-func versionDrift(fs []Finding, dir string) bool {
-	cat := strings.Split(dir, "/")[1]
-	for _, f := range fs {
-		if f.Code == SkillsVersion && f.Subject == cat {
-			return true
-		}
-	}
-	return false
+// reported reports whether a finding of code is already there for the bundle of a
+// skill directory ("skills/<bundle>/<skill>"): a skill of a missing bundle is not
+// reported missing again, nor are the changed files of a bundle at another version.
+func reported(fs []Finding, code, dir string) bool {
+	bundle := strings.Split(dir, "/")[1]
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Code == code && f.Subject == bundle })
 }
 
 // Summary is the fleet view: findings by code, bundle version skew, providers.
