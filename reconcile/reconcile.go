@@ -350,7 +350,7 @@ func (s *Session) LiveConfigs(ctx context.Context) map[string][]byte {
 		got, ok := c.Home.Files[live.ConfigFile]
 		for _, f := range c.Desired.Files {
 			if f.Path == live.ConfigFile && ok && got != f.Digest {
-				byWorker[c.Worker] = append(byWorker[c.Worker], req{c.Tenant, agent.Step{Op: agent.OpRead, Path: c.Home.Path + "/" + live.ConfigFile}})
+				byWorker[c.Worker] = append(byWorker[c.Worker], req{c.Tenant, agent.Step{Op: agent.OpRead, Path: c.Home.Path + "/" + live.ConfigFile, Optional: true}})
 			}
 		}
 	}
@@ -364,7 +364,7 @@ func (s *Session) LiveConfigs(ctx context.Context) map[string][]byte {
 		for i, r := range reqs {
 			steps[i] = r.step
 		}
-		res, err := conn.Steps(ctx, steps) // reads never fail a batch: one round trip
+		res, err := conn.Steps(ctx, steps) // optional reads: one round trip for all
 		if err != nil {
 			continue
 		}

@@ -139,13 +139,12 @@ func runStep(ctx context.Context, s Step) StepResult {
 		if base == live.EnvFile || base == live.AuthFile || strings.HasSuffix(base, ".key") || strings.Contains(base, "oauth") {
 			return failed("read %s: refusing to return a file that holds secrets", s.Path)
 		}
-		// A read never fails its batch: several reads go in one round trip.
 		data, err := os.ReadFile(s.Path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return StepResult{State: "missing"}
 		}
 		if err != nil {
-			return StepResult{State: "unreadable: " + err.Error()}
+			return failed("read %s: %v", s.Path, err)
 		}
 		return StepResult{Output: string(data)}
 	case OpAuthRepair:

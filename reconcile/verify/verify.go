@@ -144,7 +144,14 @@ func Run(ctx context.Context, conn *worker.Conn, targets []Target) []Check {
 		if ok(x.touch) && ok(x.read) && res[x.read].State == "" {
 			r(KBContainerToHost, true, "a file written in the container appears in "+path.Join(t.Tenant.Home, probeDir)+" on the host")
 		} else {
-			r(KBContainerToHost, false, "a file written in the container did not reach the host: "+or(res[x.read].State, fail(x.touch)))
+			why := res[x.read].State
+			switch {
+			case !ok(x.touch):
+				why = fail(x.touch)
+			case !ok(x.read):
+				why = fail(x.read)
+			}
+			r(KBContainerToHost, false, "a file written in the container did not reach the host: "+why)
 		}
 		if capEff := field(res[x.status].Output, "CapEff:"); ok(x.status) && capEff != "" && strings.Trim(capEff, "0") == "" {
 			r(Capabilities, true, "CapEff "+capEff)
