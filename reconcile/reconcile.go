@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -221,20 +222,11 @@ func heldReasons(repo *schema.Repo, t *schema.Tenant) []string {
 // AppRoots lists where each app keeps its tenants on a worker.
 func AppRoots(repo *schema.Repo, w *schema.Worker) []agent.AppRoot {
 	var out []agent.AppRoot
-	for _, name := range sortedKeys(repo.Apps) {
+	for _, name := range slices.Sorted(maps.Keys(repo.Apps)) {
 		a := repo.Apps[name]
 		out = append(out, agent.AppRoot{App: name, Root: schema.AppRoot(a, w), ContainerPrefix: a.Spec.ContainerPrefix})
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // RoundTrips is the total of round trips made to the session's workers so far.
@@ -325,7 +317,7 @@ func DeletionLimit(p *plan.Plan) error {
 		}
 	}
 	var errs []error
-	for _, w := range sortedKeys(deletes) {
+	for _, w := range slices.Sorted(maps.Keys(deletes)) {
 		n, total := deletes[w], len(tenants[w])
 		if limit := max(1, total/10); n > limit {
 			errs = append(errs, fmt.Errorf("worker %s: the plan removes %d of its %d tenants; one pass may remove at most %d without --force", w, n, total, limit))

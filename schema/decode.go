@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -196,7 +197,7 @@ func (d decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	}
 	// Required fields are checked after decoding so that one missing parent does not
 	// produce a cascade: only fields of written structs are reported.
-	for _, name := range sortedKeys(fields) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		f := fields[name]
 		if !f.required || suggested[name] {
 			continue
@@ -353,15 +354,6 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func joinPath(path, key string) string {
 	if path == "" {
 		return key
@@ -379,7 +371,7 @@ func nodePos(n, key *yaml.Node) Pos {
 // suggest offers the closest known field for a misspelt key, or lists the known ones. It
 // returns the hint and the suggested field.
 func suggest(key string, fields map[string]fieldInfo, path string) (string, string) {
-	names := sortedKeys(fields)
+	names := slices.Sorted(maps.Keys(fields))
 	best, bestDist := "", 3
 	for _, n := range names {
 		if dist := levenshtein(strings.ToLower(key), strings.ToLower(n)); dist < bestDist {

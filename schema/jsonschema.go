@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -69,7 +71,7 @@ func typeSchema(t reflect.Type) map[string]any {
 		props := map[string]any{}
 		var required []string
 		fields := yamlFields(t)
-		for _, name := range sortedKeys(fields) {
+		for _, name := range slices.Sorted(maps.Keys(fields)) {
 			f := fields[name].field
 			fs := typeSchema(f.Type)
 			if d := f.Tag.Get("doc"); d != "" {

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -32,10 +33,10 @@ var managedConfigKeys = map[string]string{
 }
 
 func (r *Repo) validate() {
-	for _, name := range sortedKeys(r.Apps) {
+	for _, name := range slices.Sorted(maps.Keys(r.Apps)) {
 		r.validateApp(r.Apps[name])
 	}
-	for _, name := range sortedKeys(r.Workers) {
+	for _, name := range slices.Sorted(maps.Keys(r.Workers)) {
 		r.validateWorker(r.Workers[name])
 	}
 	byID := map[string][]*Tenant{}
@@ -90,7 +91,7 @@ func (r *Repo) validateApp(a *App) {
 	if s.PidsLimit < 0 {
 		rep.errorf("spec.pidsLimit", "must be positive")
 	}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		if !envNameRE.MatchString(k) {
 			rep.errorf("spec.env."+k, "%q is not an environment variable name (A-Z, 0-9, _)", k)
 		}
@@ -159,13 +160,13 @@ func (r *Repo) validateTenant(t *Tenant) {
 	switch {
 	case !t.Source.Has("metadata.app"):
 	case app == nil:
-		rep.errorf("metadata.app", "unknown app %q; apps: %s", t.Metadata.App, strings.Join(sortedKeys(r.Apps), ", "))
+		rep.errorf("metadata.app", "unknown app %q; apps: %s", t.Metadata.App, strings.Join(slices.Sorted(maps.Keys(r.Apps)), ", "))
 	case t.Metadata.App != dirApp:
 		rep.errorf("metadata.app", "app %q does not match the directory tenants/%s/", t.Metadata.App, dirApp)
 	}
 	s := t.Spec
 	if s.Worker != "" && r.Workers[s.Worker] == nil {
-		rep.errorf("spec.worker", "unknown worker %q; workers: %s", s.Worker, strings.Join(sortedKeys(r.Workers), ", "))
+		rep.errorf("spec.worker", "unknown worker %q; workers: %s", s.Worker, strings.Join(slices.Sorted(maps.Keys(r.Workers)), ", "))
 	}
 	if s.State != "" && !slices.Contains([]string{StateActive, StateSuspended, StateDeleted}, s.State) {
 		rep.errorf("spec.state", "must be active, suspended or deleted, not %q", s.State)
@@ -265,7 +266,7 @@ func (r *Repo) validateTenant(t *Tenant) {
 	}
 
 	// Secrets: names, and never plaintext.
-	for _, k := range sortedKeys(t.Secrets) {
+	for _, k := range slices.Sorted(maps.Keys(t.Secrets)) {
 		if !envNameRE.MatchString(k) {
 			rep.errorf("secrets."+k, "%q is not an environment variable name (A-Z, 0-9, _)", k)
 		}
@@ -274,7 +275,7 @@ func (r *Repo) validateTenant(t *Tenant) {
 		if t.Sops == nil {
 			rep.errorf("secrets", "secrets are not encrypted: run 'hermesctl secrets encrypt %s' (or 'sops -e -i') before committing; a plaintext secret must never be committed", t.Source.File)
 		} else {
-			for _, k := range sortedKeys(t.Secrets) {
+			for _, k := range slices.Sorted(maps.Keys(t.Secrets)) {
 				if !IsEncryptedValue(t.Secrets[k]) {
 					rep.errorf("secrets."+k, "value is not encrypted by sops: edit secrets with 'sops edit %s', never by hand", t.Source.File)
 				}
@@ -286,7 +287,7 @@ func (r *Repo) validateTenant(t *Tenant) {
 	}
 
 	// hermesConfig passthrough.
-	for _, k := range sortedKeys(s.HermesConfig) {
+	for _, k := range slices.Sorted(maps.Keys(s.HermesConfig)) {
 		if owner, ok := managedConfigKeys[k]; ok {
 			rep.errorf("spec.hermesConfig."+k, "config key %q is managed from %s; set it there", k, owner)
 		}

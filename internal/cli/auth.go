@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -479,20 +480,11 @@ Examples:
 			n := counts[agent.AuthAwaitingLogin] + counts[agent.AuthDualWriteGap] + counts[agent.AuthActiveWrong]
 			fmt.Fprintf(env.Stdout, "\n%s: %d complete, %d awaiting login, %d to repair.\n", plural(len(tenants), "OAuth tenant"),
 				counts[agent.AuthComplete], counts[agent.AuthAwaitingLogin], n-counts[agent.AuthAwaitingLogin])
-			for _, wn := range sortedNames(errs) {
+			for _, wn := range slices.Sorted(maps.Keys(errs)) {
 				fmt.Fprintf(env.Stderr, "error: %v\n", errs[wn])
 				code = ExitFailure
 			}
 			return code
 		},
 	}
-}
-
-func sortedNames(m map[string]error) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

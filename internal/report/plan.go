@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -197,7 +199,7 @@ func PlanMarkdown(w io.Writer, p *plan.Plan) {
 		}
 		fmt.Fprintln(w)
 	}
-	for _, wk := range sortedKeys(p.Unreachable) {
+	for _, wk := range slices.Sorted(maps.Keys(p.Unreachable)) {
 		fmt.Fprintf(w, "> **Worker %s unreachable:** %s\n\n", wk, mdEscape(p.Unreachable[wk]))
 	}
 	fmt.Fprintf(w, "**%s**\n", SummaryLine(p))
@@ -207,13 +209,4 @@ func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	s = strings.ReplaceAll(s, "\n", " ")
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
